@@ -74,7 +74,9 @@ class AdaptiveSettings:
     interval: float = 1.0  # seconds per measurement
     margin: float = 0.97  # settle this far below the accepted rate
     floor: float = 0.05  # never below this fraction of the configured tps
-    increase: float = 0.02  # probe upward by this fraction of tps per quiet interval
+    creep: float = 0.01  # near a found limit: probe up by this fraction of the rate
+    recover: float = 0.05  # long after the last cut: climb by this fraction of tps
+    settle: float = 30.0  # seconds after a cut during which we creep, not climb
     hold: float = 10.0  # seconds to trust "throttling is not rate-related"
 
 
@@ -86,8 +88,10 @@ class AdaptiveRate:
     accepted (times ``margin``) and the next interval tests whether that
     helped: if the throttled share did not at least halve, the SMSC throttles
     at random (or for reasons other than our rate), so the previous rate is
-    restored and kept for ``hold`` seconds. Quiet intervals raise the rate by
-    ``increase`` of the configured tps, up to it. The rate never drops below
+    restored and kept for ``hold`` seconds. Quiet intervals raise the rate:
+    slowly (``creep`` of the current rate) for ``settle`` seconds after a cut,
+    so the rate hovers just under a limit the SMSC enforces, then faster
+    (``recover`` of the configured tps) back up to the configured tps. The rate never drops below
     ``floor`` of the configured tps, so the bind never stops.
     """
 
@@ -102,6 +106,7 @@ class AdaptiveRate:
         self._throttled = 0
         self._probe: tuple[float, float] | None = None  # (rate before cut, share)
         self._hold_until = 0.0
+        self._last_cut = float("-inf")
         self.cuts = 0
         self.throttled_total = 0
 
@@ -137,7 +142,12 @@ class AdaptiveRate:
             if cut < self.rate:
                 self._probe = (self.rate, share)
                 self.rate = cut
+                self._last_cut = now
                 self.cuts += 1
         elif not throttled and self.rate < self.ceiling:
-            self.rate = min(self.ceiling, self.rate + self.ceiling * s.increase)
+            if now - self._last_cut < s.settle:
+                step = self.rate * s.creep
+            else:
+                step = self.ceiling * s.recover
+            self.rate = min(self.ceiling, self.rate + step)
         return self.rate if self.rate != old else None
