@@ -91,8 +91,9 @@ class AdaptiveRate:
     restored and kept for ``hold`` seconds. Quiet intervals raise the rate:
     slowly (``creep`` of the current rate) for ``settle`` seconds after a cut,
     so the rate hovers just under a limit the SMSC enforces, then faster
-    (``recover`` of the configured tps) back up to the configured tps. The rate never drops below
-    ``floor`` of the configured tps, so the bind never stops.
+    (``recover`` of the configured tps) back up to the configured tps. The
+    rate never drops below ``floor`` of the configured tps, so the bind never
+    stops.
     """
 
     def __init__(

@@ -66,7 +66,7 @@ def simulate(
 
 
 def test_rate_settles_just_below_an_smsc_rate_limit() -> None:
-    """Against an SMSC limiting to 600/s, a 1000 tps bind settles within 10% below it."""
+    """Against an SMSC limit of 600/s, a 1000 tps bind settles within 10% below it."""
     send_rate, accept_rate, adaptive = simulate(1000, 600, 0.0, 90)
     assert 540 <= send_rate <= 610
     assert accept_rate >= 540
@@ -74,7 +74,7 @@ def test_rate_settles_just_below_an_smsc_rate_limit() -> None:
 
 
 def test_random_throttling_does_not_slow_the_bind() -> None:
-    """With 10% of submits throttled at random, the bind keeps at least 90% of its rate."""
+    """With 10% of submits throttled at random, the bind keeps 90% of its rate."""
     send_rate, accept_rate, _ = simulate(1000, None, 0.10, 90)
     assert send_rate >= 900
     assert accept_rate >= 0.9 * 0.9 * 1000
