@@ -1,10 +1,16 @@
 """One logical SMPP bind kept up by Twisted's ClientService.
 
 A bind is a transceiver session, or a transmitter + receiver pair; each
-connection has its own ``ClientService`` with exponential back-off. The SMPP
-bind happens in ``prepareConnection``, so a refused bind backs off exactly
-like a refused connection (no hand-written reconnect logic). ``stopService``
-unbinds before it disconnects.
+connection has its own ``ClientService`` with exponential back-off (no
+hand-written reconnect logic). ``stopService`` unbinds before it disconnects.
+
+The SMPP bind happens inside the endpoint (``BindingEndpoint``): ClientService
+sees a connection only once it is bound, so a refused or timed-out bind is a
+failed connection attempt and backs off exactly like a refused connection.
+(Binding in ``prepareConnection`` would do the same on paper, but in Twisted
+26.10 closing the link after a failed prepareConnection reaches ClientService's
+state machine as ``_clientDisconnected`` in state Waiting, which raises
+NoTransition; the gate below keeps that notification for bound links only.)
 """
 
 from __future__ import annotations
@@ -15,11 +21,19 @@ from dataclasses import replace
 from twisted.application.internet import ClientService
 from twisted.application.service import MultiService
 from twisted.internet import defer
-from twisted.internet.interfaces import IAddress, IReactorTime, IStreamClientEndpoint
-from twisted.internet.protocol import Factory
+from twisted.internet.interfaces import (
+    IAddress,
+    IProtocol,
+    IProtocolFactory,
+    IReactorTime,
+    IStreamClientEndpoint,
+    ITransport,
+)
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from typing_extensions import override
+from zope.interface import implementer
 
 from smsgw.session.esme import DeliveryHandler, EsmeSession, SessionSettings
 
@@ -44,6 +58,102 @@ class SessionFactory(Factory):
         session = EsmeSession(self.settings, self.clock, self.handler)
         session.factory = self
         return session
+
+
+class _Gate(Protocol):
+    """Wraps ClientService's protocol proxy until the SMPP bind succeeds.
+
+    Before the bind, a lost connection goes straight to the session (and
+    fails the attempt); after it, through the proxy so ClientService notices.
+    """
+
+    def __init__(self, proxy: IProtocol) -> None:
+        self.proxy = proxy
+        self.session: EsmeSession = proxy._protocol  # type: ignore[attr-defined]
+        self.bound = False
+
+    @override
+    def makeConnection(self, transport: ITransport) -> None:
+        Protocol.makeConnection(self, transport)
+        self.proxy.makeConnection(transport)
+
+    @override
+    def dataReceived(self, data: bytes) -> None:
+        self.proxy.dataReceived(data)
+
+    @override
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self.bound:
+            self.proxy.connectionLost(reason)
+        else:
+            self.session.connectionLost(reason)
+
+
+class _GateFactory(Factory):
+    def __init__(self, inner: IProtocolFactory) -> None:
+        self.inner = inner
+        self.gate: _Gate | None = None
+
+    @override
+    def buildProtocol(self, addr: IAddress | None) -> _Gate | None:
+        proxy = self.inner.buildProtocol(addr)  # type: ignore[arg-type]
+        if proxy is None:
+            return None
+        self.gate = _Gate(proxy)
+        return self.gate
+
+
+@implementer(IStreamClientEndpoint)
+class BindingEndpoint:
+    """Connects, then binds; fires with the protocol only once bound.
+
+    ``on_bound(session)`` runs when the bind succeeds; ``on_refused()`` when
+    it fails (refused, timed out or the link dropped during the bind).
+    """
+
+    def __init__(
+        self,
+        endpoint: IStreamClientEndpoint,
+        on_bound: Callable[[EsmeSession], None],
+        on_refused: Callable[[Failure], None],
+    ) -> None:
+        self.endpoint = endpoint
+        self.on_bound = on_bound
+        self.on_refused = on_refused
+
+    def connect(self, factory: IProtocolFactory) -> defer.Deferred[IProtocol]:
+        gates = _GateFactory(factory)
+
+        def cancel(_: defer.Deferred[IProtocol]) -> None:
+            connecting.cancel()
+            if gates.gate is not None:
+                gates.gate.session.close()
+
+        result: defer.Deferred[IProtocol] = defer.Deferred(cancel)
+        connecting = self.endpoint.connect(gates)
+
+        def connected(protocol: IProtocol) -> defer.Deferred[None]:
+            gate = gates.gate
+            assert gate is not None and gate is protocol
+            d = gate.session.bind()
+
+            def bound(_: object) -> None:
+                gate.bound = True
+                self.on_bound(gate.session)
+                if not result.called:
+                    result.callback(gate.proxy)
+
+            return d.addCallback(bound)
+
+        def failed(f: Failure) -> None:
+            if f.check(defer.CancelledError) and result.called:
+                return
+            self.on_refused(f)
+            if not result.called:
+                result.errback(f)
+
+        connecting.addCallback(connected).addErrback(failed)
+        return result
 
 
 class Bind(MultiService):
@@ -86,11 +196,10 @@ class Bind(MultiService):
         for mode, ep in roles:
             role_settings = replace(settings, bind_mode=mode, name=name)
             service = ClientService(
-                ep,
+                BindingEndpoint(ep, self._bound, self._refused),
                 SessionFactory(role_settings, clock, handler),
                 retryPolicy=retry_policy,
                 clock=clock,
-                prepareConnection=self._bind_session,
             )
             service.setServiceParent(self)
             self.services.append(service)
@@ -109,26 +218,24 @@ class Bind(MultiService):
             return "partial" if len(self.services) > 1 else "bound"
         return "down"
 
-    def _bind_session(self, proxy: object) -> defer.Deferred[None]:
-        session: EsmeSession = proxy._protocol  # type: ignore[attr-defined]
-        d = session.bind()
+    def _bound(self, session: EsmeSession) -> None:
+        self.binds += 1
+        mode = session.settings.bind_mode
+        if mode in ("transceiver", "transmitter"):
+            self.tx = session
+            session.window_listeners.append(self._notify_ready)
+        if mode in ("transceiver", "receiver"):
+            self.rx = session
+        session.closed_listeners.append(self._session_closed)
+        self._notify_ready()
 
-        def bound(_: object) -> None:
-            self.binds += 1
-            mode = session.settings.bind_mode
-            if mode in ("transceiver", "transmitter"):
-                self.tx = session
-                session.window_listeners.append(self._notify_ready)
-            if mode in ("transceiver", "receiver"):
-                self.rx = session
-            session.closed_listeners.append(self._session_closed)
-            self._notify_ready()
-
-        def failed(f: Failure) -> Failure:
-            self.refusals += 1
-            return f
-
-        return d.addCallbacks(bound, failed)
+    def _refused(self, f: Failure) -> None:
+        self.refusals += 1
+        self.log.warn(
+            "bind failed carrier={carrier} error={error}",
+            carrier=self.name,
+            error=f.getErrorMessage(),
+        )
 
     def _session_closed(self, session: EsmeSession) -> None:
         if self.tx is session:
