@@ -134,7 +134,7 @@ class BindingEndpoint:
 
         def connected(protocol: IProtocol) -> defer.Deferred[None]:
             gate = gates.gate
-            assert gate is not None and gate is protocol
+            assert gate is protocol and gate is not None  # noqa: PT018
             d = gate.session.bind()
 
             def bound(_: object) -> None:

@@ -23,9 +23,7 @@ class FrameError(ValueError):
     """
 
     def __init__(self, length: int, maximum: int, header: bytes) -> None:
-        super().__init__(
-            f"command_length {length} outside {HEADER_LENGTH}..{maximum}"
-        )
+        super().__init__(f"command_length {length} outside {HEADER_LENGTH}..{maximum}")
         self.length = length
         self.header = header
 
