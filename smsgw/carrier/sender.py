@@ -174,10 +174,21 @@ class CarrierSender:
     # ------------------------------------------------------------------
 
     def _requeue(self) -> None:
-        """Put parts answered "try again" back at the head, oldest first."""
+        """Put parts answered "try again" back in their original order.
+
+        The queue is kept sorted by submission order: returned parts are
+        older than anything never sent, but may interleave with parts
+        returned earlier that wait at the head.
+        """
         returned, self._returned = self._returned, []
+        if not returned:
+            return
+        queue = self.queue
+        newest = max(item.order for item in returned)
+        while queue and queue[0].order < newest:
+            returned.append(queue.popleft())
         returned.sort(key=lambda item: item.order)
-        self.queue.extendleft(reversed(returned))
+        queue.extendleft(reversed(returned))
 
     def pump(self) -> None:
         """Send queued parts while some bind has a token and window room."""
