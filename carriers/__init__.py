@@ -1,0 +1,1 @@
+"""Carrier profiles (YAML), installed as the ``smsgw.profiles`` package."""
