@@ -21,13 +21,6 @@ from typing import Any, Literal, TextIO
 import yaml
 from typing_extensions import override
 
-from smsgw.carrier.profile import (
-    NAME_PATTERN,
-    CarrierProfile,
-    ProfileError,
-    is_profile_path,
-    load_profile,
-)
 from smsgw._validate import (
     MASK,
     Check,
@@ -54,6 +47,13 @@ from smsgw._validate import (
     show,
     sourced,
     text,
+)
+from smsgw.carrier.profile import (
+    NAME_PATTERN,
+    CarrierProfile,
+    ProfileError,
+    is_profile_path,
+    load_profile,
 )
 
 __all__ = [
