@@ -1,0 +1,37 @@
+"""``twistd smsgw --config FILE``: Options and makeService (twisted/web/tap.py)."""
+
+from __future__ import annotations
+
+from twisted.application.service import IService
+from twisted.internet import reactor
+from twisted.python import usage
+from typing_extensions import override
+
+from smsgw.service import logs
+from smsgw.service.config import Config, ConfigError, load_config
+from smsgw.service.gateway import Gateway
+
+
+class Options(usage.Options):
+    """twistd smsgw options."""
+
+    synopsis = "[--config FILE]"
+    optParameters = [
+        ["config", "c", "conf/smsgw.yaml", "The gateway's YAML configuration file."],
+    ]
+
+    @override
+    def postOptions(self) -> None:
+        """Load and validate the config, so twistd exits before daemonising."""
+        try:
+            self.loaded: Config = load_config(self["config"])
+        except FileNotFoundError:
+            raise usage.UsageError(f"config file not found: {self['config']}") from None
+        except ConfigError as e:
+            raise usage.UsageError(f"invalid config {self['config']}:\n{e}") from None
+        logs.configure(self.loaded.logging.level, self.loaded.logging.format)
+
+
+def makeService(options: Options) -> IService:
+    """Build the gateway from the loaded config."""
+    return Gateway(options.loaded, reactor)
