@@ -43,6 +43,8 @@ RetryPolicy = Callable[[int], float]
 class SessionFactory(Factory):
     """Builds one EsmeSession per connection, sharing settings and clock."""
 
+    noisy = False
+
     def __init__(
         self,
         settings: SessionSettings,
@@ -90,6 +92,8 @@ class _Gate(Protocol):
 
 
 class _GateFactory(Factory):
+    noisy = False  # ClientService makes one per attempt; don't log each
+
     def __init__(self, inner: IProtocolFactory) -> None:
         self.inner = inner
         self.gate: _Gate | None = None
@@ -192,7 +196,7 @@ class Bind(MultiService):
             roles = [("transmitter", endpoint), ("receiver", rx_endpoint or endpoint)]
         else:
             roles = [(settings.bind_mode, endpoint)]
-        self.services: list[ClientService] = []
+        self.clients: list[ClientService] = []
         for mode, ep in roles:
             role_settings = replace(settings, bind_mode=mode, name=name)
             service = ClientService(
@@ -202,7 +206,7 @@ class Bind(MultiService):
                 clock=clock,
             )
             service.setServiceParent(self)
-            self.services.append(service)
+            self.clients.append(service)
 
     @property
     def bound(self) -> bool:
@@ -215,7 +219,7 @@ class Bind(MultiService):
         if self.tx is not None and self.rx is not None:
             return "bound"
         if self.tx is not None or self.rx is not None:
-            return "partial" if len(self.services) > 1 else "bound"
+            return "partial" if len(self.clients) > 1 else "bound"
         return "down"
 
     def _bound(self, session: EsmeSession) -> None:

@@ -134,7 +134,12 @@ def run_send_test(
                 continue
             rid = service.resp_id(o.message_id or "")
             r = receipts.get(rid)
-            state = r.receipt.state if r else f"no receipt within {wait:g} s"
+            state = (
+                r.receipt.state
+                if r
+                else f"no receipt here within {wait:g} s (an SMSC may deliver it "
+                "to another bind of the same system_id)"
+            )
             ok = ok and r is not None and r.receipt.delivered
             print(f"part {n}/{len(pdus)}: message_id={o.message_id} {state}", file=out)
         return 0 if ok else 1

@@ -36,6 +36,7 @@ from smsgw.codec.constants import (
     status_name,
 )
 from smsgw.codec.framing import DEFAULT_MAX_PDU, FrameSplitter
+from smsgw.session.tcp import no_delay
 
 MAX_SEQUENCE = 0x7FFFFFFF  # SMPP 3.4 §3.2: sequence numbers 0x00000001..0x7FFFFFFF
 _BIND_TYPES: dict[str, Callable[..., P.Pdu]] = {
@@ -164,6 +165,7 @@ class EsmeSession(Protocol):
     @override
     def connectionMade(self) -> None:
         self._transport = self.transport
+        no_delay(self.transport)
         self._last_rx = self.clock.seconds()
 
     @override

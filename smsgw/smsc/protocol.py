@@ -28,6 +28,7 @@ from smsgw.codec.constants import (
     status_name,
 )
 from smsgw.codec.framing import FrameSplitter
+from smsgw.session.tcp import no_delay
 from smsgw.smsc.core import (
     FINAL_STATES,
     TokenBucket,
@@ -94,6 +95,7 @@ class SmscProtocol(Protocol):
     @override
     def connectionMade(self) -> None:
         self._transport = self.transport
+        no_delay(self.transport)
         self.smsc.connection_made(self)
 
     @override
