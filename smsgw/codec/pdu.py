@@ -92,13 +92,22 @@ class Pdu:
 
 
 def tlv_uint(tag: int, value: int, size: int) -> Tlv:
-    """Build an integer TLV of ``size`` octets."""
-    return (tag, value.to_bytes(size, "big"))
+    """Build an integer TLV of ``size`` octets.
+
+    Raises EncodeError when ``value`` does not fit.
+    """
+    try:
+        return (tag, value.to_bytes(size, "big"))
+    except OverflowError as e:
+        raise EncodeError(f"TLV 0x{tag:04X}: {value} does not fit {size} octets") from e
 
 
 def tlv_cstr(tag: int, value: str) -> Tlv:
-    """Build a C-octet-string TLV (NUL-terminated)."""
-    return (tag, value.encode("latin-1") + _NUL)
+    """Build a C-octet-string TLV (NUL-terminated).
+
+    Raises EncodeError when ``value`` is not Latin-1 or holds a NUL.
+    """
+    return (tag, _cstr(value, 0x10000, f"TLV 0x{tag:04X}") + _NUL)
 
 
 # --------------------------------------------------------------------------
@@ -453,6 +462,10 @@ def _cstr(value: str, limit: int, name: str) -> bytes:
         raw = value.encode("latin-1")
     except UnicodeEncodeError as e:
         raise EncodeError(f"{name}: not Latin-1: {value!r}") from e
+    if 0 in raw:  # int membership is a memchr; `b"\x00" in raw` is 10x slower
+        # A NUL inside a C-octet string would end it early and shift every
+        # later field on the wire (SMPP 3.4 §3.1: NUL-terminated).
+        raise EncodeError(f"{name}: contains a NUL octet")
     if len(raw) >= limit:
         raise EncodeError(f"{name}: at most {limit - 1} octets, got {len(raw)}")
     return raw
@@ -462,6 +475,8 @@ def encode_tlvs(tlvs: Iterable[Tlv]) -> bytes:
     """Encode TLVs in the order given."""
     out = []
     for tag, value in tlvs:
+        if not 0 <= tag <= 0xFFFF:
+            raise EncodeError(f"TLV tag {tag}: must fit two octets")
         if len(value) > 0xFFFF:
             raise EncodeError(f"TLV 0x{tag:04X}: value over 65535 octets")
         out.append(_TLV_HEAD.pack(tag, len(value)))
@@ -620,7 +635,7 @@ def _decode_generic(cls: type[_P], frame: bytes, status: int, seq: int) -> _P:
             values[name] = frame[pos : pos + n]
             pos += n
     tlvs = decode_tlvs(frame, pos)
-    return cls(sequence_number=seq, command_status=status, tlvs=tlvs, **values)  # type: ignore[arg-type]
+    return cls(sequence_number=seq, command_status=status, tlvs=tlvs, **values)
 
 
 def _decode_sm(cls: type[_P], frame: bytes, status: int, seq: int) -> _P:
@@ -648,7 +663,7 @@ def _decode_sm(cls: type[_P], frame: bytes, status: int, seq: int) -> _P:
     if p + smlen > len(frame):
         raise ValueError("truncated short message PDU")
     sm = frame[p : p + smlen]
-    return cls(
+    return cls(  # type: ignore[call-arg]
         sequence_number=seq,
         command_status=status,
         service_type=service_type,
@@ -698,7 +713,7 @@ for _cls in (SubmitSmResp, DeliverSmResp, DataSmResp):
 
 def decode_header(frame: bytes) -> tuple[int, int, int, int]:
     """Return (command_length, command_id, command_status, sequence_number)."""
-    return _HEADER.unpack_from(frame)  # type: ignore[return-value]
+    return _HEADER.unpack_from(frame)
 
 
 def decode(frame: bytes) -> Pdu:

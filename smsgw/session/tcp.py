@@ -12,4 +12,4 @@ def no_delay(transport: object) -> None:
     write waits for the peer's (possibly delayed) ACK.
     """
     if ITCPTransport.providedBy(transport):
-        transport.setTcpNoDelay(True)  # type: ignore[attr-defined]
+        transport.setTcpNoDelay(True)
