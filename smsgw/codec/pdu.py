@@ -14,6 +14,7 @@ small field-table interpreter.
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -559,10 +560,11 @@ for _cls in (SubmitSmResp, DeliverSmResp, DataSmResp):
     _BODY_ENCODERS[_cls] = _encode_message_id  # type: ignore[assignment]
 
 
-def encode(pdu: Pdu) -> bytes:
+def encode(pdu: Pdu, sequence_number: int | None = None) -> bytes:
     """Encode a PDU into one frame, header included.
 
-    Raises EncodeError when a field cannot be represented.
+    ``sequence_number`` overrides the PDU's own (a session numbers requests
+    as it sends them). Raises EncodeError when a field cannot be represented.
     """
     body = _BODY_ENCODERS[type(pdu)](pdu)
     try:
@@ -570,7 +572,7 @@ def encode(pdu: Pdu) -> bytes:
             HEADER_LENGTH + len(body),
             pdu.command_id,
             pdu.command_status,
-            pdu.sequence_number,
+            pdu.sequence_number if sequence_number is None else sequence_number,
         )
     except struct.error as e:
         raise EncodeError(f"header field out of range: {e}") from e
@@ -638,6 +640,31 @@ def _decode_generic(cls: type[_P], frame: bytes, status: int, seq: int) -> _P:
     return cls(sequence_number=seq, command_status=status, tlvs=tlvs, **values)
 
 
+def _slot_builder(cls: type[Pdu]) -> Callable[..., Pdu]:
+    """A constructor taking every field positionally, in declaration order.
+
+    It sets the slots through their descriptors, skipping the frozen
+    dataclass ``__init__`` (one ``object.__setattr__`` per field): decoding a
+    deliver_sm is on the hot path of every receipt and costs ~1 µs less this
+    way. The result is an ordinary instance (equal, hashable, frozen).
+    """
+    names = [f.name for f in dataclasses.fields(cls)]
+    namespace: dict[str, object] = {"new": object.__new__, "cls": cls}
+    for i, name in enumerate(names):
+        namespace[f"set{i}"] = getattr(cls, name).__set__
+    body = "".join(f"    set{i}(o, {name})\n" for i, name in enumerate(names))
+    exec(
+        f"def build({', '.join(names)}):\n    o = new(cls)\n{body}    return o\n",
+        namespace,
+    )
+    return namespace["build"]  # type: ignore[return-value]
+
+
+_SM_BUILDERS: dict[type[Pdu], Callable[..., Pdu]] = {
+    cls: _slot_builder(cls) for cls in (SubmitSm, DeliverSm)
+}
+
+
 def _decode_sm(cls: type[_P], frame: bytes, status: int, seq: int) -> _P:
     f = frame.index  # raises ValueError when a C-octet string has no NUL
     p = HEADER_LENGTH
@@ -663,27 +690,27 @@ def _decode_sm(cls: type[_P], frame: bytes, status: int, seq: int) -> _P:
     if p + smlen > len(frame):
         raise ValueError("truncated short message PDU")
     sm = frame[p : p + smlen]
-    return cls(  # type: ignore[call-arg]
-        sequence_number=seq,
-        command_status=status,
-        service_type=service_type,
-        source_addr_ton=src_ton,
-        source_addr_npi=src_npi,
-        source_addr=source_addr,
-        dest_addr_ton=dst_ton,
-        dest_addr_npi=dst_npi,
-        destination_addr=destination_addr,
-        esm_class=esm_class,
-        protocol_id=protocol_id,
-        priority_flag=priority,
-        schedule_delivery_time=sdt,
-        validity_period=vp,
-        registered_delivery=rd,
-        replace_if_present_flag=rip,
-        data_coding=dc,
-        sm_default_msg_id=dflt,
-        short_message=sm,
-        tlvs=decode_tlvs(frame, p + smlen),
+    return _SM_BUILDERS[cls](  # type: ignore[return-value]
+        seq,
+        status,
+        decode_tlvs(frame, p + smlen),
+        service_type,
+        src_ton,
+        src_npi,
+        source_addr,
+        dst_ton,
+        dst_npi,
+        destination_addr,
+        esm_class,
+        protocol_id,
+        priority,
+        sdt,
+        vp,
+        rd,
+        rip,
+        dc,
+        dflt,
+        sm,
     )
 
 

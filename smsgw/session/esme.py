@@ -456,10 +456,7 @@ class EsmeSession(Protocol):
 
     def _request(self, request: P.Pdu, *, windowed: bool) -> defer.Deferred[P.Pdu]:
         seq = self._next_sequence()
-        frame = P.encode(request)
-        # Patch the sequence into the encoded header instead of rebuilding the
-        # frozen dataclass (SMPP 3.4 §3.2: octets 12..15).
-        frame = frame[:12] + seq.to_bytes(4, "big") + frame[16:]
+        frame = P.encode(request, seq)
         d: defer.Deferred[P.Pdu] = defer.Deferred()
         deadline = self.clock.seconds() + self.settings.response_timeout
         self._pending[seq] = _Pending(d, deadline, request.command_id, windowed)
