@@ -14,8 +14,10 @@ from twisted.internet.interfaces import (
     IProtocolFactory,
     IStreamClientEndpoint,
 )
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
+from twisted.test import iosim
 from zope.interface import implementer
 
 from smsgw.codec import pdu as P
@@ -82,3 +84,54 @@ class FakeEndpoint:
         """Fail the oldest pending attempt as a refused connection."""
         _, d = self.attempts.pop(0)
         d.errback(ConnectionRefusedError())
+
+
+@implementer(IStreamClientEndpoint)
+class MemoryEndpoint:
+    """Connects each client straight to ``server_factory`` in memory.
+
+    Bytes move only when the test calls ``flush()`` (Twisted's iosim pumps);
+    ``refuse`` makes the next attempts fail as refused connections;
+    ``drop_all()`` closes every live connection from the server's side.
+    """
+
+    def __init__(self, server_factory: IProtocolFactory, clock: Clock) -> None:
+        self.server_factory = server_factory
+        self.clock = clock
+        self.pumps: list[iosim.IOPump] = []
+        self.refuse = False
+        self.attempts = 0
+
+    def connect(self, factory: IProtocolFactory) -> defer.Deferred[IProtocol]:
+        self.attempts += 1
+        if self.refuse:
+            return defer.fail(ConnectionRefusedError())
+        client = factory.buildProtocol(None)  # type: ignore[arg-type]
+        server = self.server_factory.buildProtocol(None)  # type: ignore[arg-type]
+        assert client is not None
+        assert server is not None
+        pump = iosim.connect(
+            server,
+            iosim.makeFakeServer(server),
+            client,
+            iosim.makeFakeClient(client),
+            greet=False,
+            clock=self.clock,
+        )
+        self.pumps.append(pump)
+        return defer.succeed(client)
+
+    def flush(self) -> None:
+        """Move bytes both ways on every connection until all are quiet."""
+        for _ in range(10_000):
+            moved = [p.pump(advanceClock=False) for p in self.pumps]
+            self.pumps = [p for p in self.pumps if not p.clientIO.disconnected]
+            if not any(moved):
+                return
+        raise AssertionError("connections never went quiet")
+
+    def drop_all(self) -> None:
+        """Close every live connection from the server's side."""
+        for p in self.pumps:
+            p.serverIO.loseConnection()
+        self.flush()

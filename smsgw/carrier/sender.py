@@ -250,7 +250,8 @@ class CarrierSender:
             start = (start + 1) % n
         self._next = start
         if queue and wait is not None and self._timer is None:
-            self._timer = self.clock.callLater(wait, self._wake)
+            # At least a millisecond: never a busy loop of wake-ups.
+            self._timer = self.clock.callLater(max(wait, 0.001), self._wake)
 
     def _wake(self) -> None:
         self._timer = None

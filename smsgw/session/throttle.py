@@ -14,6 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+_EPSILON = 1e-6  # of a token
+
+
 class TokenBucket:
     """Tokens at ``rate`` per second, at most ``burst`` banked; one per part."""
 
@@ -37,7 +40,9 @@ class TokenBucket:
     def take(self, now: float, n: int = 1) -> bool:
         """Take ``n`` tokens if they are there; return whether it did."""
         self._refill(now)
-        if self._tokens >= n:
+        # A token computed to arrive "now" may land a hair short in floating
+        # point (clock seconds are ~1.7e9); count it as there.
+        if self._tokens >= n - _EPSILON:
             self._tokens -= n
             return True
         return False
@@ -51,7 +56,7 @@ class TokenBucket:
         """Seconds until ``n`` tokens will be there (0 when they are now)."""
         self._refill(now)
         missing = n - self._tokens
-        return 0.0 if missing <= 0 else missing / self.rate
+        return 0.0 if missing <= _EPSILON else missing / self.rate
 
     def set_rate(self, rate: float, now: float) -> None:
         """Change the rate from now on; the burst follows the rate."""

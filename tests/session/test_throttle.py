@@ -104,3 +104,14 @@ def test_quiet_intervals_recover_the_configured_rate() -> None:
             adaptive.record(False)
         adaptive.update(now)
     assert adaptive.rate == 1000
+
+
+def test_bucket_delay_is_honoured_at_wall_clock_magnitudes() -> None:
+    """Waiting exactly delay() always yields a token, even at now ~ 1.7e9 s."""
+    now = 1_764_417_605.123
+    bucket = TokenBucket(rate=100, burst=10, now=now)
+    for _ in range(10):
+        assert bucket.take(now)
+    for _ in range(1000):
+        now += bucket.delay(now)
+        assert bucket.take(now)
