@@ -90,7 +90,7 @@ class Rig:
 
 
 def test_submit_and_receipt_per_part() -> None:
-    """A 3-part alert is accepted part by part and each part's receipt matches its id."""
+    """Each part of a 3-part alert is accepted; its receipt matches its id."""
     rig = Rig()
     rig.start()
     assert rig.service.bound == 1

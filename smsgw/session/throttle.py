@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
-_EPSILON = 1e-6  # of a token
+_EPSILON = 1e-6  # seconds: below any rate's token spacing, above float noise
 
 
 class TokenBucket:
@@ -41,8 +40,9 @@ class TokenBucket:
         """Take ``n`` tokens if they are there; return whether it did."""
         self._refill(now)
         # A token computed to arrive "now" may land a hair short in floating
-        # point (clock seconds are ~1.7e9); count it as there.
-        if self._tokens >= n - _EPSILON:
+        # point (clock seconds are ~1.7e9, resolution ~0.2 µs); count a token
+        # due within a microsecond as there.
+        if self._tokens >= n - self.rate * _EPSILON:
             self._tokens -= n
             return True
         return False
@@ -56,7 +56,7 @@ class TokenBucket:
         """Seconds until ``n`` tokens will be there (0 when they are now)."""
         self._refill(now)
         missing = n - self._tokens
-        return 0.0 if missing <= _EPSILON else missing / self.rate
+        return 0.0 if missing <= self.rate * _EPSILON else missing / self.rate
 
     def set_rate(self, rate: float, now: float) -> None:
         """Change the rate from now on; the burst follows the rate."""
