@@ -174,6 +174,19 @@ class MessageState(IntEnum):
     REJECTED = 8
 
 
+# The stat: words of SMPP 3.4 Appendix B receipts, by message_state value.
+RECEIPT_STAT: dict[str, int] = {
+    "ENROUTE": MessageState.ENROUTE,
+    "DELIVRD": MessageState.DELIVERED,
+    "EXPIRED": MessageState.EXPIRED,
+    "DELETED": MessageState.DELETED,
+    "UNDELIV": MessageState.UNDELIVERABLE,
+    "ACCEPTD": MessageState.ACCEPTED,
+    "UNKNOWN": MessageState.UNKNOWN,
+    "REJECTD": MessageState.REJECTED,
+}
+FINAL_STATS = frozenset(("DELIVRD", "EXPIRED", "DELETED", "UNDELIV", "REJECTD"))
+
 # esm_class bits (SMPP 3.4 §5.2.12)
 ESM_UDHI = 0x40
 ESM_MESSAGE_TYPE_MASK = 0x3C

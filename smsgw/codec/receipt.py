@@ -30,25 +30,16 @@ from smsgw.codec.constants import (
     ESM_DELIVERY_RECEIPT,
     ESM_INTERMEDIATE_NOTIFICATION,
     ESM_MESSAGE_TYPE_MASK,
+    FINAL_STATS,
+    RECEIPT_STAT,
     Tag,
 )
 from smsgw.codec.pdu import DataSm, DeliverSm
 
 __all__ = ["FINAL_STATES", "STATES", "Receipt", "is_receipt", "parse_receipt"]
 
-STATES = frozenset(
-    (
-        "DELIVRD",
-        "EXPIRED",
-        "DELETED",
-        "UNDELIV",
-        "ACCEPTD",
-        "UNKNOWN",
-        "REJECTD",
-        "ENROUTE",
-    )
-)
-FINAL_STATES = frozenset(("DELIVRD", "EXPIRED", "DELETED", "UNDELIV", "REJECTD"))
+STATES = frozenset(RECEIPT_STAT)
+FINAL_STATES = FINAL_STATS
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,17 +63,7 @@ _RECEIPT_TYPES = frozenset(
 )
 
 # SMPP 3.4 §5.2.28 message_state 1..8.
-_TLV_STATES = (
-    None,
-    "ENROUTE",
-    "DELIVRD",
-    "EXPIRED",
-    "DELETED",
-    "UNDELIV",
-    "ACCEPTD",
-    "UNKNOWN",
-    "REJECTD",
-)
+_TLV_STATES: tuple[str | None, ...] = (None, *RECEIPT_STAT)  # index = state value
 
 # Appendix B names plus the spelt-out forms some SMSCs write.
 _STAT_WORDS = {s: s for s in STATES} | {

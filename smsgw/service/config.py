@@ -55,6 +55,7 @@ from smsgw.carrier.profile import (
     is_profile_path,
     load_profile,
 )
+from smsgw.codec.constants import RECEIPT_STAT
 
 __all__ = [
     "AdminConfig",
@@ -76,15 +77,7 @@ __all__ = [
 
 LISTEN_KINDS = ("tcp", "tcp6", "ssl", "tls", "unix")
 CONNECT_KINDS = ("tcp", "tls", "ssl", "unix")
-RECEIPT_STATES = (
-    "DELIVRD",
-    "EXPIRED",
-    "DELETED",
-    "UNDELIV",
-    "ACCEPTD",
-    "UNKNOWN",
-    "REJECTD",
-)
+RECEIPT_STATES = tuple(RECEIPT_STAT)
 SMPP_LIMIT = " (SMPP 3.4 limit)"
 _SIMULATOR_PASSWORD = Secret("secret")
 

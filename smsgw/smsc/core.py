@@ -19,6 +19,8 @@ from typing import Any, Literal
 from smsgw.codec.constants import (
     ESM_DELIVERY_RECEIPT,
     ESM_UDHI,
+    FINAL_STATS,
+    RECEIPT_STAT,
     MessageState,
     Status,
     Tag,
@@ -29,15 +31,7 @@ from smsgw.codec.text import Encoding, decode_text
 
 MoEncoding = Encoding | Literal["auto"]
 
-FINAL_STATES = frozenset(
-    {
-        MessageState.DELIVERED,
-        MessageState.EXPIRED,
-        MessageState.DELETED,
-        MessageState.UNDELIVERABLE,
-        MessageState.REJECTED,
-    }
-)
+FINAL_STATES = frozenset(RECEIPT_STAT[stat] for stat in FINAL_STATS)
 
 
 @dataclass(frozen=True, slots=True)

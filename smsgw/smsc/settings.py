@@ -13,17 +13,10 @@ from typing import Literal
 
 from typing_extensions import override
 
+from smsgw.codec.constants import RECEIPT_STAT
+
 # Receipt states the simulator can report (SMPP 3.4 Appendix B, §5.2.28).
-RECEIPT_STATES: dict[str, int] = {
-    "ENROUTE": 1,
-    "DELIVRD": 2,
-    "EXPIRED": 3,
-    "DELETED": 4,
-    "UNDELIV": 5,
-    "ACCEPTD": 6,
-    "UNKNOWN": 7,
-    "REJECTD": 8,
-}
+RECEIPT_STATES: dict[str, int] = RECEIPT_STAT
 
 IdFormat = Literal["decimal", "hex"]
 

@@ -338,7 +338,7 @@ ERROR_CASES = [
     ),
     (
         _set("simulator.receipt_state", "OK"),
-        "simulator.receipt_state: must be one of DELIVRD, EXPIRED, DELETED, "
+        "simulator.receipt_state: must be one of ENROUTE, DELIVRD, EXPIRED, DELETED, "
         "UNDELIV, ACCEPTD, UNKNOWN, REJECTD, got 'OK'",
     ),
     (_set("admin", ["x"]), "admin: must be a mapping, got a list"),
