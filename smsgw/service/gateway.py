@@ -13,6 +13,7 @@ from smsgw.carrier.deliveries import Answer, MoEvent, ReceiptEvent
 from smsgw.carrier.service import CarrierService, reactor_endpoints
 from smsgw.codec.constants import Status
 from smsgw.service.config import Config, SimulatorConfig
+from smsgw.smsc.service import make_smsc_service
 from smsgw.smsc.settings import SmscSettings
 
 log = Logger()
@@ -39,8 +40,6 @@ class Gateway(MultiService):
         super().__init__()
         self.cfg = cfg
         if cfg.simulator.enabled:
-            from smsgw.smsc.service import make_smsc_service
-
             self.smsc = make_smsc_service(simulator_settings(cfg.simulator), reactor)
             self.smsc.setServiceParent(self)
         endpoints = reactor_endpoints(reactor)

@@ -392,8 +392,13 @@ class EsmeSession(Protocol):
 
     def _deliver(self, req: P.DeliverSm | P.DataSm) -> None:
         handler = self.handler
-        if handler is None or not self.can_receive:
-            self._answer(req, Status.ESME_RINVBNDSTS if handler else Status.ESME_ROK)
+        if not self.can_receive:
+            self._answer(req, Status.ESME_RINVBNDSTS)  # a transmitter bind
+            return
+        if handler is None:
+            # Nobody would keep it: a temporary error makes the SMSC retry
+            # rather than drop a receipt or a cardholder's reply.
+            self._answer(req, Status.ESME_RX_T_APPN)
             return
         try:
             status = handler.deliver(req)

@@ -394,3 +394,23 @@ def test_graceful_unbind_waits_for_outstanding_requests() -> None:
     session.connectionLost(Failure(ConnectionError("closed")))
     assert closed.called
     assert clock.getDelayedCalls() == []
+
+
+def test_deliver_without_handler_is_not_acknowledged() -> None:
+    """With no handler to keep it, a deliver_sm gets a temporary error, not ESME_ROK."""
+    session, transport, _ = bound_session()
+    session.dataReceived(P.encode(P.DeliverSm(sequence_number=3)))
+    assert take(transport) == [
+        P.DeliverSmResp(sequence_number=3, command_status=Status.ESME_RX_T_APPN)
+    ]
+
+
+def test_transmitter_refuses_deliveries() -> None:
+    """A transmitter bind answers a stray deliver_sm with ESME_RINVBNDSTS."""
+    handler = RecordingHandler()
+    session, transport, _ = bound_session(handler, bind_mode="transmitter")
+    session.dataReceived(P.encode(P.DeliverSm(sequence_number=3)))
+    assert handler.delivered == []
+    assert take(transport) == [
+        P.DeliverSmResp(sequence_number=3, command_status=Status.ESME_RINVBNDSTS)
+    ]
