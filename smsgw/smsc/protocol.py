@@ -241,29 +241,22 @@ class SmscProtocol(Protocol):
         return Status.ESME_ROK
 
     def _on_submit(self, pdu: P.SubmitSm) -> None:
-        if not self.can_submit:
-            self._send(P.response_for(pdu, Status.ESME_RINVBNDSTS))
-            return
-        status = self._admit()
-        seq = pdu.sequence_number
-        if status:
-            self._send(P.SubmitSmResp(sequence_number=seq, command_status=status))
-            return
-        message_id = self.smsc.accept(self, pdu, pdu.short_message)
-        self._send(P.SubmitSmResp(sequence_number=seq, message_id=message_id))
+        self._take_message(pdu, pdu.short_message)
 
     def _on_data_sm(self, pdu: P.DataSm) -> None:
+        self._take_message(pdu, pdu.tlv(Tag.MESSAGE_PAYLOAD) or b"")
+
+    def _take_message(self, pdu: P.SubmitSm | P.DataSm, payload: bytes) -> None:
+        """Answer a submit_sm or data_sm: refused, throttled, or accepted with an id."""
         if not self.can_submit:
             self._send(P.response_for(pdu, Status.ESME_RINVBNDSTS))
             return
         status = self._admit()
-        seq = pdu.sequence_number
         if status:
-            self._send(P.DataSmResp(sequence_number=seq, command_status=status))
+            self._send(P.response_for(pdu, status))
             return
-        payload = pdu.tlv(Tag.MESSAGE_PAYLOAD) or b""
         message_id = self.smsc.accept(self, pdu, payload)
-        self._send(P.DataSmResp(sequence_number=seq, message_id=message_id))
+        self._send(P.response_for(pdu, Status.ESME_ROK, message_id=message_id))
 
     def _on_query(self, pdu: P.QuerySm) -> None:
         entry = self.smsc.query(pdu.message_id)
