@@ -365,9 +365,7 @@ class EsmeSession(Protocol):
             self.in_window -= 1
         entry.d.callback(resp)
         if entry.windowed:
-            if not self.in_window and self._drained:
-                self._fire_drained()
-            self._notify_window()
+            self._window_freed()
 
     def _request_received(self, req: P.Pdu) -> None:
         cid = req.command_id
@@ -441,7 +439,8 @@ class EsmeSession(Protocol):
                 if entry.windowed:
                     self.in_window -= 1
                 entry.d.errback(e)
-                self._notify_window()
+                if entry.windowed:
+                    self._window_freed()
             return
         self._write(
             P.GenericNack(sequence_number=e.sequence_number, command_status=e.status)
@@ -498,6 +497,13 @@ class EsmeSession(Protocol):
             if self._transport is not None:
                 self._transport.loseConnection()
 
+    def _window_freed(self) -> None:
+        """A windowed request ended: wake an unbind waiting for an empty
+        window, and whoever sends into the window."""
+        if not self.in_window and self._drained:
+            self._fire_drained()
+        self._notify_window()
+
     def _fire_drained(self) -> None:
         drained, self._drained = self._drained, []
         for d in drained:
@@ -513,11 +519,10 @@ class EsmeSession(Protocol):
     # ------------------------------------------------------------------
 
     def _expire(self) -> None:
-        self._deadline_timer = None
         now = self.clock.seconds()
         deadlines = self._deadlines
         pending = self._pending
-        freed = False
+        expired: list[tuple[int, _Pending]] = []
         while deadlines and deadlines[0][0] <= now:
             deadline, seq = deadlines.popleft()
             entry = pending.get(seq)
@@ -526,7 +531,18 @@ class EsmeSession(Protocol):
             del pending[seq]
             if entry.windowed:
                 self.in_window -= 1
-                freed = True
+            expired.append((seq, entry))
+        # Skip entries already answered so the timer is set for a live one.
+        while deadlines and deadlines[0][1] not in pending:
+            deadlines.popleft()
+        # Re-arm before failing anything: a caller that resends from its
+        # errback must find the timer set, not start a second one.
+        self._deadline_timer = None
+        if deadlines and not self._closing:
+            self._deadline_timer = self.clock.callLater(
+                max(0.0, deadlines[0][0] - now), self._expire
+            )
+        for seq, entry in expired:
             self.log.warn(
                 "no response carrier={carrier} pdu={pdu} seq={seq}",
                 carrier=self.settings.name,
@@ -539,17 +555,8 @@ class EsmeSession(Protocol):
             if entry.command_id == CommandId.ENQUIRE_LINK:
                 # The link is dead: drop it so the bind reconnects.
                 self._close()
-        # Skip entries already answered so the timer is set for a live one.
-        while deadlines and deadlines[0][1] not in pending:
-            deadlines.popleft()
-        if deadlines and not self._closing:
-            self._deadline_timer = self.clock.callLater(
-                max(0.0, deadlines[0][0] - now), self._expire
-            )
-        if freed:
-            if not self.in_window and self._drained:
-                self._fire_drained()
-            self._notify_window()
+        if any(entry.windowed for _, entry in expired):
+            self._window_freed()
 
     def _schedule_enquire(self, delay: float) -> None:
         self._enquire_timer = self.clock.callLater(delay, self._enquire_due)

@@ -414,3 +414,34 @@ def test_transmitter_refuses_deliveries() -> None:
     assert take(transport) == [
         P.DeliverSmResp(sequence_number=3, command_status=Status.ESME_RINVBNDSTS)
     ]
+
+
+def test_resend_from_a_timeout_errback_keeps_one_timer() -> None:
+    """A request sent from a timeout's errback neither doubles the deadline
+    timer nor leaves one behind after disconnect."""
+    session, _transport, clock = bound_session(response_timeout=10.0)
+
+    def resend(_: Failure) -> None:
+        session.send(submit(2)).addErrback(lambda f: None)
+
+    session.send(submit(1)).addErrback(resend)
+    clock.advance(10.0)
+    deadline_timers = [c for c in clock.getDelayedCalls() if c.func == session._expire]
+    assert len(deadline_timers) == 1
+    session.connectionLost(Failure(ConnectionError("gone")))
+    assert clock.getDelayedCalls() == []
+
+
+def test_unreadable_response_lets_a_pending_unbind_proceed() -> None:
+    """An undecodable response that empties the window releases unbind() at once."""
+    session, transport, _ = bound_session()
+    errors: list[Failure] = []
+    session.send(submit()).addErrback(errors.append)
+    (req,) = take(transport)
+    session.unbind()
+    bad = P.encode(P.SubmitSmResp(sequence_number=req.sequence_number, message_id="1"))
+    bad = bad[:-1] + b"x"  # message_id loses its NUL terminator
+    session.dataReceived(bad)
+    assert errors[0].check(P.DecodeError)
+    (unbind,) = take(transport)
+    assert isinstance(unbind, P.Unbind)
