@@ -111,8 +111,8 @@ class _GateFactory(Factory):
 class BindingEndpoint:
     """Connects, then binds; fires with the protocol only once bound.
 
-    ``on_bound(session)`` runs when the bind succeeds; ``on_refused()`` when
-    it fails (refused, timed out or the link dropped during the bind).
+    ``on_bound(session)`` runs when the bind succeeds; ``on_refused(f)`` when
+    a connected link fails to bind (refused, timed out, dropped meanwhile).
     """
 
     def __init__(
@@ -152,7 +152,10 @@ class BindingEndpoint:
         def failed(f: Failure) -> None:
             if f.check(defer.CancelledError) and result.called:
                 return
-            self.on_refused(f)
+            if gates.gate is not None:
+                # Connected, but the bind failed (a refused connection is
+                # ClientService's to log and count).
+                self.on_refused(f)
             if not result.called:
                 result.errback(f)
 

@@ -43,11 +43,12 @@ THROTTLE_STATUSES = frozenset({Status.ESME_RTHROTTLED, Status.ESME_RMSGQFUL})
 class SubmitOutcome:
     """How the SMSC answered one submit_sm, in the end.
 
-    ``status`` is the SMPP command_status (0 accepted); ``error`` names a
-    failure that has no SMPP status (``timeout``, ``expired``, ``stopped``).
+    ``status`` is the SMPP command_status (0 accepted), or None when there
+    is no SMPP answer; then ``error`` names why (``timeout``, ``expired``,
+    ``stopped``, ``connection lost``).
     """
 
-    status: int
+    status: int | None
     message_id: str | None
     bind: str | None
     attempts: int
@@ -64,7 +65,7 @@ class QueueFull(Exception):
 
 
 class _Item:
-    __slots__ = ("attempts", "d", "deadline", "order", "pdu")
+    __slots__ = ("attempts", "d", "deadline", "order", "pdu", "resends", "throttles")
 
     def __init__(
         self,
@@ -77,7 +78,9 @@ class _Item:
         self.d = d
         self.deadline = deadline
         self.order = order
-        self.attempts = 0
+        self.attempts = 0  # times sent
+        self.throttles = 0  # answered ESME_RTHROTTLED / ESME_RMSGQFUL
+        self.resends = 0  # lost in flight with the connection
 
 
 class _Lane:
@@ -124,6 +127,7 @@ class CarrierSender:
         self._timer: IDelayedCall | None = None
         self._next = 0  # round-robin start
         self._pumping = False
+        self._stopped = False
         self.submitted = 0
         self.accepted = 0
         self.throttled = 0
@@ -151,6 +155,8 @@ class CarrierSender:
         ``deadline`` (clock seconds): a part still unsent then is answered
         ``expired`` instead of being sent late.
         """
+        if self._stopped:
+            return defer.succeed(SubmitOutcome(None, None, None, 0, "stopped"))
         if len(self.queue) >= self.queue_limit:
             raise QueueFull(f"{len(self.queue)} parts queued for {self.name}")
         d: defer.Deferred[SubmitOutcome] = defer.Deferred()
@@ -160,16 +166,15 @@ class CarrierSender:
         return d
 
     def stop(self) -> None:
-        """Answer every queued part ``stopped`` and cancel the timer."""
+        """Answer every queued part, and any submitted later, ``stopped``."""
+        self._stopped = True
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
         self._requeue()
         queue, self.queue = self.queue, deque()
         for item in queue:
-            item.d.callback(
-                SubmitOutcome(Status.ESME_ROK, None, None, item.attempts, "stopped")
-            )
+            item.d.callback(SubmitOutcome(None, None, None, item.attempts, "stopped"))
 
     # ------------------------------------------------------------------
 
@@ -209,6 +214,7 @@ class CarrierSender:
         now = self.clock.seconds()
         wait: float | None = None
         start = self._next
+        self._expire_head(now)
         progress = True
         while queue and progress:
             progress = False
@@ -227,7 +233,9 @@ class CarrierSender:
                     item = queue[0]
                     if item.deadline is not None and now > item.deadline:
                         queue.popleft()
-                        outcome = SubmitOutcome(0, None, None, item.attempts, "expired")
+                        outcome = SubmitOutcome(
+                            None, None, None, item.attempts, "expired"
+                        )
                         item.d.callback(outcome)
                         continue
                     if not bucket.take(now):
@@ -249,9 +257,18 @@ class CarrierSender:
                     progress = True
             start = (start + 1) % n
         self._next = start
+        head = queue[0].deadline if queue else None
+        if head is not None and (wait is None or head - now < wait):
+            wait = head - now  # expire it on time even while no bind can send
         if queue and wait is not None and self._timer is None:
             # At least a millisecond: never a busy loop of wake-ups.
             self._timer = self.clock.callLater(max(wait, 0.001), self._wake)
+
+    def _expire_head(self, now: float) -> None:
+        queue = self.queue
+        while queue and queue[0].deadline is not None and now > queue[0].deadline:
+            item = queue.popleft()
+            item.d.callback(SubmitOutcome(None, None, None, item.attempts, "expired"))
 
     def _wake(self) -> None:
         self._timer = None
@@ -272,7 +289,8 @@ class CarrierSender:
                 bind=lane.bind.name,
                 tps=rate,
             )
-        if throttled and item.attempts <= self.max_throttle_retries:
+        if throttled and item.throttles < self.max_throttle_retries:
+            item.throttles += 1
             self.throttled += 1
             self._returned.append(item)
             return  # the session's window listener pumps next
@@ -292,12 +310,11 @@ class CarrierSender:
         )
 
     def _failed(self, f: Failure, item: _Item, lane: _Lane) -> None:
-        if f.check(SessionClosed) and item.attempts <= self.max_resends:
+        if f.check(SessionClosed) and item.resends < self.max_resends:
+            item.resends += 1
             self.resent += 1
             self._returned.append(item)
             self.pump()  # another bind may take it now
             return
         error = "timeout" if f.check(ResponseTimeout) else f.getErrorMessage()
-        item.d.callback(
-            SubmitOutcome(Status.ESME_ROK, None, lane.bind.name, item.attempts, error)
-        )
+        item.d.callback(SubmitOutcome(None, None, lane.bind.name, item.attempts, error))

@@ -129,7 +129,7 @@ def run_send_test(
         ok = len(ids) == len(pdus)
         for n, o in enumerate(outcomes, 1):
             if not o.accepted:
-                why = o.error or status_name(o.status)
+                why = o.error or status_name(o.status or 0)
                 print(f"part {n}/{len(pdus)}: not accepted ({why})", file=out)
                 continue
             rid = service.resp_id(o.message_id or "")

@@ -131,7 +131,9 @@ class AdaptiveRate:
             return None
         answered, throttled = self._answered, self._throttled
         self._start, self._answered, self._throttled = now, 0, 0
-        if answered == 0:
+        if answered == 0 or elapsed > 2 * s.interval:
+            # Nothing to judge, or the bind sat idle for part of the span,
+            # so answers per second would not measure what the SMSC accepts.
             return None
         share = throttled / answered
         old = self.rate

@@ -1,4 +1,4 @@
-"""Bind: one ClientService per connection, SMPP bind in prepareConnection."""
+"""Bind: one ClientService per connection, the SMPP bind inside the endpoint."""
 
 from __future__ import annotations
 
@@ -62,6 +62,7 @@ def test_refused_connection_backs_off_exponentially() -> None:
     bind, endpoint, _, clock = make_bind()
     bind.startService()
     endpoint.refuse()
+    assert bind.refusals == 0  # a refused connection is not a refused bind
     for delay in (2.0, 4.0, 8.0):
         clock.advance(delay - 0.01)
         assert endpoint.attempts == []

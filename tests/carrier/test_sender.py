@@ -213,3 +213,42 @@ def test_stop_answers_queued_parts() -> None:
     rig.submit("1")
     rig.sender.stop()
     assert rig.outcomes["1"].error == "stopped"
+
+
+def test_throttled_part_is_still_resent_after_a_drop() -> None:
+    """Throttle retries and resends after a drop have separate budgets."""
+    rig = Rig(window=1)
+    conn = rig.connect()
+    rig.submit("1")
+    for _ in range(5):
+        assert answer(conn, Status.ESME_RTHROTTLED) == ["1"]
+    assert [p.destination_addr for p in conn.take()] == ["1"]  # type: ignore[attr-defined]
+    conn.drop()
+    rig.clock.advance(2.0)
+    conn2 = rig.connect()
+    assert answer(conn2) == ["1"]
+    outcome = rig.outcomes["1"]
+    assert outcome.accepted
+    assert outcome.attempts == 7
+
+
+def test_deadline_expires_while_no_bind_is_up() -> None:
+    """A part waiting for a bind that never comes is answered expired on time."""
+    rig = Rig()
+    rig.submit("1", deadline=rig.clock.seconds() + 3.0)
+    rig.clock.advance(2.9)
+    assert rig.outcomes == {}
+    rig.clock.advance(0.2)
+    assert rig.outcomes["1"].error == "expired"
+    assert rig.outcomes["1"].status is None
+
+
+def test_submit_after_stop_is_answered_stopped() -> None:
+    """Once stopped, the sender takes nothing more and keeps no timer."""
+    rig = Rig(tps=1)
+    rig.sender.stop()
+    rig.submit("late")
+    assert rig.outcomes["late"].error == "stopped"
+    for b in rig.binds:
+        b.stopService()
+    assert rig.clock.getDelayedCalls() == []

@@ -115,3 +115,11 @@ def test_bucket_delay_is_honoured_at_wall_clock_magnitudes() -> None:
     for _ in range(1000):
         now += bucket.delay(now)
         assert bucket.take(now)
+
+
+def test_an_idle_gap_is_not_measured_as_a_low_accept_rate() -> None:
+    """After the bind sat idle, one throttled answer does not cut the rate."""
+    adaptive = AdaptiveRate(1000, 0.0)
+    adaptive.record(True)
+    assert adaptive.update(30.0) is None
+    assert adaptive.rate == 1000
