@@ -1,0 +1,1 @@
+"""POS intake protocol v1 (../shared/spec/intake-v1.md)."""
