@@ -116,20 +116,21 @@ def make_tls_files(folder: Path) -> tuple[Path, Path]:
     return server, roots
 
 
-@pytest_twisted.inlineCallbacks
-def test_tls_bind_through_endpoint_strings(tmp_path: Path) -> Generator[Any, Any, None]:
-    """A carrier with a tls: endpoint string binds to an ssl: simulator and
-    submits; the certificate is verified against the configured trust roots."""
-    server, roots = make_tls_files(tmp_path)
-    smsc = make_smsc_service(
+@defer.inlineCallbacks
+def tls_pair(
+    server: Path, roots: Path, **smsc: Any
+) -> Generator[Any, Any, tuple[Any, CarrierService]]:
+    """Start an ssl: simulator with ``server``'s certificate and a carrier that
+    connects with tls: trusting ``roots``; return both, started."""
+    sim = make_smsc_service(
         SmscSettings(
             listen=f"ssl:0:interface=127.0.0.1:privateKey={server}:certKey={server}",
-            receipts=False,
+            **smsc,
         ),
         reactor,
     )
-    smsc.startService()
-    port = (yield smsc.listening).getHost().port
+    sim.startService()
+    port = (yield sim.listening).getHost().port
     cfg = carrier_config(
         connect=f"tls:host=localhost:port={port}:trustRoots={roots}:endpoint="
         f"tcp\\:127.0.0.1\\:{port}"
@@ -138,8 +139,19 @@ def test_tls_bind_through_endpoint_strings(tmp_path: Path) -> Generator[Any, Any
         cfg, reactor, reactor_endpoints(reactor), lambda e: 0, lambda e: 0
     )
     carrier.startService()
+    return sim, carrier
+
+
+@pytest_twisted.inlineCallbacks
+def test_tls_bind_through_endpoint_strings(tmp_path: Path) -> Generator[Any, Any, None]:
+    """A carrier with a tls: endpoint string binds to an ssl: simulator and
+    submits; the certificate is verified against the configured trust roots."""
+    server, roots = make_tls_files(tmp_path)
+    smsc, carrier = yield tls_pair(server, roots, receipts=False)
     try:
-        (pdu,) = compose("over TLS", "+8613800138000", carrier.source, cfg.profile)
+        (pdu,) = compose(
+            "over TLS", "+8613800138000", carrier.source, carrier.cfg.profile
+        )
         outcome = yield carrier.sender.submit(pdu)
         assert outcome.accepted
         assert smsc.factory.submits == 1
@@ -157,22 +169,7 @@ def test_tls_bind_refuses_an_untrusted_smsc(
     (tmp_path / "b").mkdir()
     server, _ = make_tls_files(tmp_path / "a")
     _, other_roots = make_tls_files(tmp_path / "b")
-    smsc = make_smsc_service(
-        SmscSettings(
-            listen=f"ssl:0:interface=127.0.0.1:privateKey={server}:certKey={server}"
-        ),
-        reactor,
-    )
-    smsc.startService()
-    port = (yield smsc.listening).getHost().port
-    cfg = carrier_config(
-        connect=f"tls:host=localhost:port={port}:trustRoots={other_roots}:endpoint="
-        f"tcp\\:127.0.0.1\\:{port}"
-    )
-    carrier = CarrierService(
-        cfg, reactor, reactor_endpoints(reactor), lambda e: 0, lambda e: 0
-    )
-    carrier.startService()
+    smsc, carrier = yield tls_pair(server, other_roots)
     try:
         yield wait_until(lambda: carrier.binds[0].refusals >= 1)
         assert carrier.bound == 0
