@@ -15,6 +15,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
@@ -56,6 +57,13 @@ from smsgw.carrier.profile import (
     load_profile,
 )
 from smsgw.codec.constants import RECEIPT_STAT
+from smsgw.service.config_alerts import (
+    DISPATCH,
+    ISSUERS,
+    DispatchConfig,
+    IssuerConfig,
+    check_terminal_issuers,
+)
 
 __all__ = [
     "AdminConfig",
@@ -63,7 +71,9 @@ __all__ = [
     "Config",
     "ConfigError",
     "DatabaseConfig",
+    "DispatchConfig",
     "IntakeConfig",
+    "IssuerConfig",
     "LoggingConfig",
     "Secret",
     "SimulatorConfig",
@@ -203,6 +213,8 @@ class Config:
     intake: IntakeConfig
     terminals: tuple[TerminalConfig, ...] = ()
     carriers: tuple[CarrierConfig, ...]
+    issuers: tuple[IssuerConfig, ...] = (IssuerConfig(),)
+    dispatch: DispatchConfig = field(default_factory=DispatchConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
@@ -473,6 +485,8 @@ CONFIG = {
     "intake": INTAKE,
     "terminals": _or_empty(list_of(TERMINAL, unique="id", what="terminals")),
     "carriers": list_of(CARRIER, min_len=1, unique="name", what="carriers"),
+    "issuers": ISSUERS,
+    "dispatch": DISPATCH,
     "admin": ADMIN,
     "simulator": SIMULATOR,
     "logging": LOGGING,
@@ -498,7 +512,9 @@ def parse_config(data: object, *, base_dir: Path, environ: Mapping[str, str]) ->
         )
     ctx = Ctx(base_dir=base_dir, environ=environ)
     config = build(Config, data, Where(ctx, ""), CONFIG)
-    if config is None:
+    if config is not None:
+        check_terminal_issuers(config.terminals, config.issuers, Where(ctx, ""))
+    if config is None or ctx.errors:
         raise ConfigError(ctx.errors)
     return config
 
@@ -547,6 +563,10 @@ def _plain(value: object) -> object:
         }
     if isinstance(value, tuple):
         return [_plain(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, Decimal):
+        return str(value)
     if isinstance(value, Path):
         return str(value)
     return value

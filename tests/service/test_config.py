@@ -659,6 +659,8 @@ def test_format_config_is_yaml_with_every_default(tmp_path: Path) -> None:
         "intake",
         "terminals",
         "carriers",
+        "issuers",
+        "dispatch",
         "admin",
         "simulator",
         "logging",
