@@ -5,7 +5,10 @@ Used by smsgw's own tests and available to anyone testing code built on it.
 
 from __future__ import annotations
 
+import queue
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.error import ConnectionRefusedError
@@ -135,3 +138,55 @@ class MemoryEndpoint:
         for p in self.pumps:
             p.serverIO.loseConnection()
         self.flush()
+
+
+class ThreadCalls:
+    """``callFromThread`` for tests: calls from other threads wait in a queue
+    until the test thread runs them (`run_until`), so a Clock or a memory
+    reactor can stand in for the reactor of a real thread such as the
+    store's writer."""
+
+    def __init__(self) -> None:
+        self._calls: queue.SimpleQueue[tuple[Any, tuple[Any, ...], dict[str, Any]]]
+        self._calls = queue.SimpleQueue()
+
+    def callFromThread(self, f: Any, *args: Any, **kw: Any) -> None:  # noqa: N802
+        self._calls.put((f, args, kw))
+
+    def run_pending(self) -> int:
+        """Run the calls queued so far; return how many ran."""
+        n = 0
+        while True:
+            try:
+                f, args, kw = self._calls.get_nowait()
+            except queue.Empty:
+                return n
+            f(*args, **kw)
+            n += 1
+
+    def run_until(self, done: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Run queued calls as they come until ``done()``; AssertionError after
+        ``timeout`` seconds without it (a guard, not a wait on time)."""
+        while not done():
+            try:
+                f, args, kw = self._calls.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(f"not done after {timeout} s") from None
+            f(*args, **kw)
+
+    def result(self, d: defer.Deferred[Any], timeout: float = 10.0) -> Any:
+        """Run queued calls until ``d`` fires; return its result or raise its error."""
+        box: list[Any] = []
+        d.addBoth(box.append)
+        self.run_until(lambda: bool(box), timeout)
+        if isinstance(box[0], Failure):
+            box[0].raiseException()
+        return box[0]
+
+
+class ThreadedClock(Clock, ThreadCalls):
+    """A Clock that also takes calls from other threads (see ThreadCalls)."""
+
+    def __init__(self) -> None:
+        Clock.__init__(self)
+        ThreadCalls.__init__(self)

@@ -1,0 +1,1 @@
+"""The durable store: SQLAlchemy 2 Core on SQLite (default) or PostgreSQL."""

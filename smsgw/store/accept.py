@@ -1,0 +1,286 @@
+"""Steps 9 and 10 of intake-v1 for a whole batch, in one database transaction.
+
+For each valid transaction of the batch: is its (terminal, txn_id) known?
+Same content digest: ``duplicate`` with the original ref and alert count;
+different: ``conflict``. New ones get their subscriber, merchant and original
+(for reversals and refunds) looked up with one query each for the whole batch,
+their alerts planned and rendered, and are inserted with their alerts
+(claimed by this node for dispatch). Everything runs on the writer thread.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, insert, select, tuple_
+
+from smsgw.alerts.plan import AlertPlan, Merchant, Subscriber, plan_alerts
+from smsgw.intake.decide import AcceptResult
+from smsgw.intake.validate import Txn
+from smsgw.service.config_alerts import IssuerConfig
+from smsgw.store import schema as S
+from smsgw.store.rows import QueuedAlert
+from smsgw.store.writer import BatchOp
+
+__all__ = ["AcceptItem", "Accepted", "make_accept_op", "new_ref"]
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptItem:
+    """One valid transaction to commit."""
+
+    terminal_id: str
+    may_supply_msisdn: bool
+    issuer: IssuerConfig
+    txn: Txn
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The answer for one item, and the alerts it queued (for dispatch)."""
+
+    result: AcceptResult
+    queued: tuple[QueuedAlert, ...] = ()
+
+
+def new_ref(now: float) -> str:
+    """A gateway reference: milliseconds in hex then 32 random bits (19 chars).
+
+    Sortable by time, unique across processes without coordination.
+    """
+    return f"{int(now * 1000):011x}{secrets.token_hex(4)}"
+
+
+def _time(value: str | None) -> dt.time | None:
+    return dt.time.fromisoformat(value) if value else None
+
+
+def subscriber_from_row(row: Any) -> Subscriber:
+    """A registry row as the planner's Subscriber."""
+    return Subscriber(
+        issuer=row.issuer,
+        msisdn=row.msisdn,
+        lang=row.lang,
+        min_amount=Decimal(row.min_amount) if row.min_amount else None,
+        kinds=frozenset(row.kinds.split()) if row.kinds else None,
+        opted_out=bool(row.opted_out),
+        quiet_start=_time(row.quiet_start),
+        quiet_end=_time(row.quiet_end),
+        timezone=row.timezone,
+    )
+
+
+def merchant_from_row(row: Any) -> Merchant:
+    """A registry row as the planner's Merchant."""
+    return Merchant(
+        issuer=row.issuer,
+        merchant_id=row.merchant_id,
+        name=row.name,
+        notify=tuple(row.notify.split()),
+        lang=row.lang,
+        templates=orjson.loads(row.templates) if row.templates else None,
+    )
+
+
+def _subscribers(
+    conn: Connection, items: Iterable[AcceptItem]
+) -> tuple[dict[tuple[str, str], Subscriber], dict[tuple[str, str], Subscriber]]:
+    tokens = {(i.issuer.name, i.txn.card_token) for i in items if i.txn.card_token}
+    hashes = {(i.issuer.name, i.txn.card_hash) for i in items if i.txn.card_hash}
+    by_token: dict[tuple[str, str], Subscriber] = {}
+    by_hash: dict[tuple[str, str], Subscriber] = {}
+    t = S.subscribers
+    if tokens:
+        q = select(t).where(tuple_(t.c.issuer, t.c.card_token).in_(list(tokens)))
+        for row in conn.execute(q):
+            by_token[(row.issuer, row.card_token)] = subscriber_from_row(row)
+    if hashes:
+        q = select(t).where(tuple_(t.c.issuer, t.c.card_hash).in_(list(hashes)))
+        for row in conn.execute(q):
+            by_hash[(row.issuer, row.card_hash)] = subscriber_from_row(row)
+    return by_token, by_hash
+
+
+def _merchants(
+    conn: Connection, items: Iterable[AcceptItem]
+) -> dict[tuple[str, str], Merchant]:
+    keys = {(i.issuer.name, i.txn.merchant_id) for i in items}
+    t = S.merchants
+    q = select(t).where(tuple_(t.c.issuer, t.c.merchant_id).in_(list(keys)))
+    return {(r.issuer, r.merchant_id): merchant_from_row(r) for r in conn.execute(q)}
+
+
+def _known(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+    if not keys:
+        return {}
+    t = S.transactions
+    q = select(t.c.terminal_id, t.c.txn_id, t.c.ref, t.c.content_digest, t.c.alerts)
+    q = q.where(tuple_(t.c.terminal_id, t.c.txn_id).in_(list(keys)))
+    return {(r.terminal_id, r.txn_id): r for r in conn.execute(q)}
+
+
+def make_accept_op(
+    *,
+    node: str,
+    lease: float,
+    ttl: float,
+    ref_factory: Callable[[float], str] = new_ref,
+) -> BatchOp[AcceptItem, Accepted]:
+    """The batch operation that commits valid transactions with their alerts."""
+
+    def run(conn: Connection, items: Sequence[AcceptItem]) -> list[Accepted]:
+        known = _known(conn, {(i.terminal_id, i.txn.txn_id) for i in items})
+        fresh = [i for i in items if (i.terminal_id, i.txn.txn_id) not in known]
+        by_token, by_hash = _subscribers(conn, fresh) if fresh else ({}, {})
+        merchants = _merchants(conn, fresh) if fresh else {}
+        originals = _known(
+            conn,
+            {(i.terminal_id, i.txn.orig_txn_id) for i in fresh if i.txn.orig_txn_id},
+        )
+        txn_rows: list[dict[str, Any]] = []
+        alert_rows: list[dict[str, Any]] = []
+        out: list[Accepted] = []
+        # Same key twice in one batch: the second is judged against the first.
+        seen: dict[tuple[str, str], tuple[bytes, AcceptResult]] = {
+            k: (r.content_digest, AcceptResult("duplicate", r.ref, r.alerts))
+            for k, r in known.items()
+        }
+        for item in items:
+            txn = item.txn
+            key = (item.terminal_id, txn.txn_id)
+            if key in seen:
+                digest, first = seen[key]
+                if bytes(digest) == txn.content_digest:
+                    out.append(
+                        Accepted(AcceptResult("duplicate", first.ref, first.alerts))
+                    )
+                else:
+                    out.append(
+                        Accepted(AcceptResult("conflict", first.ref, first.alerts))
+                    )
+                continue
+            issuer = item.issuer.name
+            sub = None
+            if txn.card_token:
+                sub = by_token.get((issuer, txn.card_token))
+            if sub is None and txn.card_hash:
+                sub = by_hash.get((issuer, txn.card_hash))
+            plans = plan_alerts(
+                txn,
+                terminal_id=item.terminal_id,
+                may_supply_msisdn=item.may_supply_msisdn,
+                issuer=item.issuer,
+                subscriber=sub,
+                merchant=merchants.get((issuer, txn.merchant_id)),
+                now=item.now,
+            )
+            ref = ref_factory(item.now)
+            orig = originals.get((item.terminal_id, txn.orig_txn_id or ""))
+            txn_rows.append(_txn_row(item, ref, len(plans), orig.ref if orig else None))
+            queued = tuple(
+                _alert(ref, n, plan, item, node, lease, ttl, alert_rows)
+                for n, plan in enumerate(plans, 1)
+            )
+            result = AcceptResult("accepted", ref, len(plans))
+            seen[key] = (txn.content_digest, result)
+            out.append(Accepted(result, queued))
+        if txn_rows:
+            conn.execute(insert(S.transactions), txn_rows)
+        if alert_rows:
+            conn.execute(insert(S.alerts), alert_rows)
+        return out
+
+    return BatchOp("accept", run)
+
+
+def _txn_row(
+    item: AcceptItem, ref: str, alerts: int, orig_ref: str | None
+) -> dict[str, Any]:
+    t = item.txn
+    return {
+        "ref": ref,
+        "issuer": item.issuer.name,
+        "terminal_id": item.terminal_id,
+        "txn_id": t.txn_id,
+        "content_digest": t.content_digest,
+        "kind": t.kind,
+        "result": t.result,
+        "amount": t.amount,
+        "amount_minor": t.amount_minor,
+        "currency": t.currency,
+        "masked_pan": t.masked_pan,
+        "card_hash": t.card_hash,
+        "card_token": t.card_token,
+        "last4": t.last4,
+        "merchant_id": t.merchant_id,
+        "merchant_name": t.merchant_name,
+        "location": t.location,
+        "local_time": t.time,
+        "balance": t.balance,
+        "lang": t.lang,
+        "msisdn": t.msisdn,
+        "rrn": t.rrn,
+        "stan": t.stan,
+        "auth_code": t.auth_code,
+        "orig_txn_id": t.orig_txn_id,
+        "orig_ref": orig_ref,
+        "alerts": alerts,
+        "received_at": item.now,
+    }
+
+
+def _alert(
+    ref: str,
+    n: int,
+    plan: AlertPlan,
+    item: AcceptItem,
+    node: str,
+    lease: float,
+    ttl: float,
+    rows: list[dict[str, Any]],
+) -> QueuedAlert:
+    alert = QueuedAlert(
+        id=f"{ref}.{n}",
+        ref=ref,
+        issuer=item.issuer.name,
+        destination=plan.destination,
+        text=plan.text,
+        priority=plan.priority,
+        source_addr=plan.source_addr,
+        not_before=plan.not_before,
+        expires_at=plan.not_before + ttl,
+        attempts=0,
+    )
+    rows.append(
+        {
+            "id": alert.id,
+            "ref": ref,
+            "issuer": alert.issuer,
+            "audience": plan.audience,
+            "destination": plan.destination,
+            "lang": plan.lang,
+            "text": plan.text,
+            "encoding": plan.encoding,
+            "parts": plan.parts,
+            "priority": plan.priority,
+            "source_addr": plan.source_addr,
+            "status": S.QUEUED,
+            "carrier": None,
+            "attempts": 0,
+            "created_at": item.now,
+            "updated_at": item.now,
+            "not_before": plan.not_before,
+            "expires_at": alert.expires_at,
+            "claimed_by": node,
+            "claimed_until": item.now + lease,
+            "last_error": None,
+        }
+    )
+    return alert

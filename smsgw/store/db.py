@@ -1,0 +1,101 @@
+"""Engines, schema migrations and the schema check at start.
+
+SQLite (the default) runs in WAL mode with ``synchronous=FULL``: a commit is
+on disk before the gateway acknowledges anything. PostgreSQL is reached
+through psycopg 3 (``postgresql+psycopg://``). The schema is owned by Alembic;
+`upgrade` brings a database to the newest revision and `check_schema` refuses
+to run on any other.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+__all__ = ["SchemaError", "check_schema", "head_revision", "make_engine", "upgrade"]
+
+
+class SchemaError(RuntimeError):
+    """The database's schema is not the one this version needs."""
+
+
+def _alembic_config() -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", "smsgw.store:migrations")
+    return cfg
+
+
+def head_revision() -> str:
+    """The newest schema revision this version of smsgw knows."""
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL: readers never block the writer; FULL: the WAL is synced at every
+    # commit, so an acknowledged transaction survives a power cut.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def make_engine(url: str, *, create_dirs: bool = True, **kwargs: Any) -> Engine:
+    """An Engine for ``url``; for a SQLite file, its folder is created.
+
+    Raises sqlalchemy.exc.ArgumentError for a URL SQLAlchemy cannot read.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if create_dirs and database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
+    """Migrate the schema to ``revision``; returns (before, after)."""
+    cfg = _alembic_config()
+    with engine.begin() as conn:
+        before = MigrationContext.configure(conn).get_current_revision()
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+        after = MigrationContext.configure(conn).get_current_revision()
+    return before, after or ""
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The schema revision the database is at (None: no smsgw schema)."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def check_schema(engine: Engine) -> None:
+    """Raise SchemaError unless the database is at the newest revision."""
+    current = current_revision(engine)
+    head = head_revision()
+    if current == head:
+        return
+    if current is None:
+        raise SchemaError(
+            "the database has no smsgw schema yet: run `smsgw db upgrade "
+            "--config FILE` first"
+        )
+    raise SchemaError(
+        f"the database schema is at revision {current}, this smsgw needs {head}: "
+        "back up the database, then run `smsgw db upgrade --config FILE`"
+    )

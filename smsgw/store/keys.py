@@ -1,0 +1,97 @@
+"""The gateway's own secrets, kept in ``keys_dir`` (never in the database).
+
+On first start a 32-byte random key is written for the card hash
+(``card-hash-k1.key``, hex, mode 0600, in a 0700 folder). The key's id is
+stored beside every hash (``k1:<hex>``), so a later key can be added and
+looked up alongside the old one. Loading refuses a key file that others can
+read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import stat
+from pathlib import Path
+
+from typing_extensions import override
+
+__all__ = ["CardHasher", "KeyFileError", "load_card_hasher"]
+
+_KEY_FILE = re.compile(r"card-hash-(k[0-9]+)\.key")
+
+
+class KeyFileError(RuntimeError):
+    """A key file is missing, unreadable, malformed or too widely readable."""
+
+
+class CardHasher:
+    """Keyed hashes of card numbers and of request content.
+
+    ``card_hash`` is HMAC-SHA256 under the card-hash key, written with the
+    key id; ``digest`` is the raw HMAC of any bytes (idempotency content,
+    which contains the PAN and so must not be a plain hash).
+    """
+
+    __slots__ = ("_hmac", "key_id")
+
+    def __init__(self, key_id: str, key: bytes) -> None:
+        self.key_id = key_id
+        self._hmac = hmac.new(key, digestmod=hashlib.sha256)
+
+    def card_hash(self, pan: str) -> str:
+        """``<key id>:<hex>`` for ``pan``."""
+        h = self._hmac.copy()
+        h.update(pan.encode("ascii"))
+        return f"{self.key_id}:{h.hexdigest()}"
+
+    def digest(self, data: bytes) -> bytes:
+        """The 32-byte keyed digest of ``data``."""
+        h = self._hmac.copy()
+        h.update(data)
+        return h.digest()
+
+    @override
+    def __repr__(self) -> str:
+        return f"CardHasher(key_id={self.key_id!r}, key=****)"
+
+
+def _check_private(path: Path) -> None:
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeyFileError(
+            f"{path}: readable by group or others (mode {stat.S_IMODE(mode):o}); "
+            f"run: chmod 600 {path}"
+        )
+
+
+def load_card_hasher(keys_dir: Path, *, create: bool = True) -> CardHasher:
+    """The newest card-hash key in ``keys_dir``, generated when there is none.
+
+    Raises KeyFileError when the folder holds no key and ``create`` is false, or a
+    key file is malformed or readable by others.
+    """
+    found: list[tuple[int, str, Path]] = []
+    if keys_dir.is_dir():
+        for path in keys_dir.iterdir():
+            m = _KEY_FILE.fullmatch(path.name)
+            if m:
+                found.append((int(m.group(1)[1:]), m.group(1), path))
+    if not found:
+        if not create:
+            raise KeyFileError(f"{keys_dir}: no card-hash key (card-hash-k1.key)")
+        keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = keys_dir / "card-hash-k1.key"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32) + "\n")
+        found.append((1, "k1", path))
+    _, key_id, path = max(found)
+    _check_private(path)
+    text = path.read_text(encoding="ascii", errors="replace").strip()
+    if not re.fullmatch(r"[0-9a-f]{64}", text):
+        raise KeyFileError(f"{path}: must hold 32 bytes as 64 lowercase hex digits")
+    return CardHasher(key_id, bytes.fromhex(text))

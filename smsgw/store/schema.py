@@ -1,0 +1,202 @@
+"""The store's tables (SQLAlchemy Core), one MetaData for every dialect.
+
+Times are Unix seconds as floats (the injected clock's ``seconds()``), so
+SQLite and PostgreSQL compare them the same way. Keys are strings chosen by
+the gateway (``ref``, alert ids), so a batch inserts without a round trip for
+generated ids and several processes never collide. Every record carries the
+issuer profile it belongs to.
+
+Card data: ``masked_pan`` (first 6 / last 4 at most) and ``card_hash`` (a
+keyed hash written ``<key id>:<hex>``) only; never a full PAN, track data or
+CVV. Alembic revisions in ``migrations/versions`` create exactly these tables;
+a test compares them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+#: Alert statuses (operations.md): final ones never change again.
+QUEUED, SUBMITTED, DELIVERED, FAILED, EXPIRED = (
+    "queued",
+    "submitted",
+    "delivered",
+    "failed",
+    "expired",
+)
+FINAL_ALERT = frozenset({DELIVERED, FAILED, EXPIRED})
+
+transactions = Table(
+    "transactions",
+    metadata,
+    Column("ref", String(24), primary_key=True),
+    Column("issuer", String(32), nullable=False),
+    Column("terminal_id", String(64), nullable=False),
+    Column("txn_id", String(64), nullable=False),
+    Column("content_digest", LargeBinary(32), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("result", String(10), nullable=False),
+    Column("amount", String(20), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("masked_pan", String(19)),
+    Column("card_hash", String(80)),
+    Column("card_token", String(64)),
+    Column("last4", String(4), nullable=False),
+    Column("merchant_id", String(32), nullable=False),
+    Column("merchant_name", String(100)),
+    Column("location", String(100)),
+    Column("local_time", String(40), nullable=False),
+    Column("balance", String(20)),
+    Column("lang", String(16)),
+    Column("msisdn", String(16)),
+    Column("rrn", String(12)),
+    Column("stan", String(6)),
+    Column("auth_code", String(6)),
+    Column("orig_txn_id", String(64)),
+    Column("orig_ref", String(24)),
+    Column("alerts", Integer, nullable=False),
+    Column("received_at", Float, nullable=False),
+    UniqueConstraint("terminal_id", "txn_id", name="uq_transactions_terminal_txn"),
+    Index("ix_transactions_card_hash", "card_hash"),
+    Index("ix_transactions_received_at", "received_at"),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("ref", String(24), ForeignKey("transactions.ref"), nullable=False),
+    Column("issuer", String(32), nullable=False),
+    Column("audience", String(10), nullable=False),
+    Column("destination", String(16), nullable=False),
+    Column("lang", String(8), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("encoding", String(8), nullable=False),
+    Column("parts", Integer, nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("source_addr", String(20)),
+    Column("status", String(10), nullable=False),
+    Column("carrier", String(32)),
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("not_before", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("claimed_by", String(64)),
+    Column("claimed_until", Float),
+    Column("last_error", String(200)),
+    Index("ix_alerts_ref", "ref"),
+    Index("ix_alerts_status_not_before", "status", "not_before"),
+    Index("ix_alerts_claimed_by", "claimed_by"),
+)
+
+parts = Table(
+    "parts",
+    metadata,
+    Column("alert_id", String(32), ForeignKey("alerts.id"), nullable=False),
+    Column("part_no", Integer, nullable=False),
+    Column("carrier", String(32), nullable=False),
+    Column("message_id", String(64), nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("error", String(8)),
+    Column("submitted_at", Float, nullable=False),
+    Column("done_at", Float),
+    PrimaryKeyConstraint("alert_id", "part_no", name="pk_parts"),
+    Index("ix_parts_carrier_message", "carrier", "message_id"),
+)
+
+receipts = Table(
+    "receipts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("carrier", String(32), nullable=False),
+    Column("message_id", String(64), nullable=False),
+    Column("stat", String(8), nullable=False),
+    Column("error", String(8)),
+    Column("received_at", Float, nullable=False),
+    Column("matched", Boolean, nullable=False),
+    Index("ix_receipts_carrier_message", "carrier", "message_id"),
+    Index("ix_receipts_unmatched", "matched", "received_at"),
+)
+
+mo_messages = Table(
+    "mo_messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("issuer", String(32)),
+    Column("carrier", String(32), nullable=False),
+    Column("source", String(21), nullable=False),
+    Column("destination", String(21), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("received_at", Float, nullable=False),
+    Column("alert_id", String(32)),
+    Column("classification", String(16)),
+    Index("ix_mo_received_at", "received_at"),
+)
+
+merchants = Table(
+    "merchants",
+    metadata,
+    Column("issuer", String(32), nullable=False),
+    Column("merchant_id", String(32), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("notify", Text, nullable=False),  # E.164 numbers, space separated
+    Column("lang", String(8)),
+    Column("templates", Text, nullable=False),  # JSON {lang: template}
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    PrimaryKeyConstraint("issuer", "merchant_id", name="pk_merchants"),
+)
+
+subscribers = Table(
+    "subscribers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("issuer", String(32), nullable=False),
+    Column("card_hash", String(80)),
+    Column("card_token", String(64)),
+    Column("masked_pan", String(19)),
+    Column("msisdn", String(16), nullable=False),
+    Column("lang", String(8)),
+    Column("min_amount", String(20)),
+    Column("kinds", String(80)),  # space separated; null: every kind
+    Column("opted_out", Boolean, nullable=False),
+    Column("quiet_start", String(5)),
+    Column("quiet_end", String(5)),
+    Column("timezone", String(40)),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("issuer", "card_hash", name="uq_subscribers_card_hash"),
+    UniqueConstraint("issuer", "card_token", name="uq_subscribers_card_token"),
+    Index("ix_subscribers_msisdn", "msisdn"),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("issuer", String(32)),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("subject", String(100), nullable=False),
+    Column("detail", Text, nullable=False),
+)

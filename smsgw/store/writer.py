@@ -1,0 +1,216 @@
+"""Group commit: one writer thread, many writes per database transaction.
+
+The reactor thread hands each write to `DbWriter.submit` with the batch
+operation that knows how to apply it, and gets a Deferred. The writer thread
+takes everything queued (up to ``max_batch``), groups it by operation, runs
+each operation once over its items inside ONE transaction, commits, and
+fires the Deferreds back on the reactor thread with one ``callFromThread``
+per batch. While one commit is on its way to the disk the next batch fills
+up, so durability costs one fsync per batch, not per message (facts.md:
+6.5k rows/s committed one by one vs 200k/s in batches, SQLite FULL).
+
+When a batch fails, each item is retried alone, so one bad write (or a
+unique-key race with another gateway process) never fails its neighbours.
+A write that still fails errbacks with `StoreUnavailable`.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Connection, Engine
+from twisted.internet import defer
+from twisted.internet.interfaces import IReactorFromThreads
+from twisted.logger import Logger
+from typing_extensions import override
+
+__all__ = ["BatchOp", "DbWriter", "StoreUnavailable"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+log = Logger()
+
+
+class StoreUnavailable(Exception):
+    """The store could not commit this write (database down, shutting down)."""
+
+
+class BatchOp(Generic[T, R]):
+    """A named operation applied to many items in one transaction.
+
+    ``run(conn, items)`` returns one result per item, in order.
+    """
+
+    __slots__ = ("name", "run")
+
+    def __init__(
+        self, name: str, run: Callable[[Connection, Sequence[T]], Sequence[R]]
+    ) -> None:
+        self.name = name
+        self.run = run
+
+    @override
+    def __repr__(self) -> str:
+        return f"BatchOp({self.name})"
+
+
+_Entry = tuple[BatchOp[Any, Any], Any, "defer.Deferred[Any]"]
+_STOP = object()
+
+
+class DbWriter:
+    """The single writer thread of one process (see the module docstring)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        reactor: IReactorFromThreads,
+        *,
+        max_batch: int = 500,
+        linger: float = 0.0,
+    ) -> None:
+        self.engine = engine
+        self.reactor = reactor
+        self.max_batch = max_batch
+        self.linger = linger
+        self._queue: queue.SimpleQueue[_Entry | object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._stopped: defer.Deferred[None] | None = None
+        self.pending = 0
+        self.commits = 0
+        self.written = 0
+
+    def start(self) -> None:
+        """Start the writer thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._loop, name="smsgw-db-writer", daemon=True
+            )
+            self._thread.start()
+
+    def submit(self, op: BatchOp[T, R], item: T) -> defer.Deferred[R]:
+        """Queue ``item`` for ``op``; fires with its result after the commit."""
+        d: defer.Deferred[R] = defer.Deferred()
+        if self._stopping:
+            d.errback(StoreUnavailable("the store is shutting down"))
+            return d
+        self.pending += 1
+        self._queue.put((op, item, d))
+        return d
+
+    def stop(self) -> defer.Deferred[None]:
+        """Commit what is queued, then end the thread."""
+        if self._stopped is None:
+            self._stopping = True
+            self._stopped = defer.Deferred()
+            if self._thread is None:
+                self._stopped.callback(None)
+            else:
+                self._queue.put(_STOP)
+        return self._stopped
+
+    # -- the writer thread -------------------------------------------------
+
+    def _take(self) -> tuple[list[_Entry], bool]:
+        first = self._queue.get()
+        if first is _STOP:
+            return [], True
+        batch: list[_Entry] = [first]  # type: ignore[list-item]
+        deadline = time.monotonic() + self.linger if self.linger else 0.0
+        while len(batch) < self.max_batch:
+            try:
+                if deadline:
+                    left = deadline - time.monotonic()
+                    entry = (
+                        self._queue.get(timeout=left)
+                        if left > 0
+                        else (self._queue.get_nowait())
+                    )
+                else:
+                    entry = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if entry is _STOP:
+                return batch, True
+            batch.append(entry)  # type: ignore[arg-type]
+        return batch, False
+
+    def _loop(self) -> None:
+        stop = False
+        while not stop:
+            batch, stop = self._take()
+            if batch:
+                self._write(batch)
+        self.reactor.callFromThread(self._ended)
+
+    def _write(self, batch: list[_Entry]) -> None:
+        try:
+            results = self._run(batch)
+        except Exception as e:
+            if len(batch) == 1:
+                outcome: list[tuple[bool, Any]] = [(False, self._failed(batch[0], e))]
+            else:
+                log.warn(
+                    "store batch of {count} failed ({error}); writing each alone",
+                    count=len(batch),
+                    error=_describe(e),
+                )
+                outcome = []
+                for entry in batch:
+                    try:
+                        outcome.append((True, self._run([entry])[0]))
+                    except Exception as e1:
+                        outcome.append((False, self._failed(entry, e1)))
+        else:
+            outcome = [(True, r) for r in results]
+        self.reactor.callFromThread(self._deliver, batch, outcome)
+
+    @staticmethod
+    def _failed(entry: _Entry, e: Exception) -> str:
+        reason = _describe(e)
+        log.error(
+            "store write failed op={op} error={error}", op=entry[0].name, error=reason
+        )
+        return reason
+
+    def _run(self, batch: list[_Entry]) -> list[Any]:
+        groups: dict[BatchOp[Any, Any], list[int]] = {}
+        for index, (op, _, _) in enumerate(batch):
+            groups.setdefault(op, []).append(index)
+        results: list[Any] = [None] * len(batch)
+        with self.engine.begin() as conn:
+            for op, indexes in groups.items():
+                out = op.run(conn, [batch[i][1] for i in indexes])
+                if len(out) != len(indexes):
+                    raise RuntimeError(f"{op.name} returned {len(out)} results")
+                for i, r in zip(indexes, out, strict=True):
+                    results[i] = r
+        return results
+
+    # -- back on the reactor thread ----------------------------------------
+
+    def _deliver(self, batch: list[_Entry], outcome: list[tuple[bool, Any]]) -> None:
+        self.pending -= len(batch)
+        self.commits += 1
+        self.written += len(batch)
+        for (_, _, d), (ok, value) in zip(batch, outcome, strict=True):
+            if ok:
+                d.callback(value)
+            else:
+                d.errback(StoreUnavailable(value))
+
+    def _ended(self) -> None:
+        assert self._stopped is not None
+        self._stopped.callback(None)
+
+
+def _describe(e: Exception) -> str:
+    """The first line of an error (SQL parameters are hidden by the engine)."""
+    lines = str(getattr(e, "orig", None) or e).splitlines()
+    return f"{type(e).__name__}: {lines[0] if lines else ''}"

@@ -1,0 +1,78 @@
+"""Builders shared by the store tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from smsgw.intake.validate import Txn, validate_txn
+from smsgw.service.config_alerts import IssuerConfig
+from smsgw.store.accept import Accepted, AcceptItem, make_accept_op
+from smsgw.store.keys import CardHasher, load_card_hasher
+from smsgw.store.writer import BatchOp
+
+NOW = 1764417605.0
+PAN = "6222021234567894"
+ISSUER = IssuerConfig(name="default", signature={"zh": "示例银行", "en": "Demo Bank"})
+
+
+def hasher(tmp: Path) -> CardHasher:
+    """A card hasher with a key generated in ``tmp``."""
+    return load_card_hasher(tmp / "keys")
+
+
+def body(**fields: Any) -> dict[str, Any]:
+    """The spec's test-vector transaction, with ``fields`` changed (None removes)."""
+    b: dict[str, Any] = {
+        "type": "txn",
+        "txn_id": "000123",
+        "ts": 1764417605,
+        "kind": "purchase",
+        "amount": "128.50",
+        "currency": "CNY",
+        "pan": PAN,
+        "merchant_id": "M001",
+        "merchant_name": "星巴克(南京西路店)",
+        "time": "2026-11-29T20:00:05+08:00",
+        "msisdn": "+8613800138000",
+    }
+    for k, v in fields.items():
+        if v is None:
+            b.pop(k, None)
+        else:
+            b[k] = v
+    return b
+
+
+def txn(h: CardHasher, **fields: Any) -> Txn:
+    """A validated Txn of ``body(**fields)``."""
+    return validate_txn(body(**fields), h)
+
+
+def item(t: Txn, terminal: str = "T1001", now: float = NOW, **kw: Any) -> AcceptItem:
+    """An AcceptItem for ``t``."""
+    return AcceptItem(
+        terminal_id=terminal,
+        may_supply_msisdn=kw.pop("may_supply_msisdn", True),
+        issuer=kw.pop("issuer", ISSUER),
+        txn=t,
+        now=now,
+    )
+
+
+def run(engine: Engine, op: BatchOp[Any, Any], items: list[Any]) -> list[Any]:
+    """Run a batch op in one transaction, as the writer does."""
+    with engine.begin() as conn:
+        return list(op.run(conn, items))
+
+
+ACCEPT: BatchOp[AcceptItem, Accepted] = make_accept_op(
+    node="n1", lease=60.0, ttl=3600.0
+)
+
+
+def rows(conn: Connection, table: Any) -> list[Any]:
+    """Every row of ``table``."""
+    return list(conn.execute(table.select()))

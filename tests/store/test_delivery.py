@@ -1,0 +1,232 @@
+"""Parts, receipts and claims in the store, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, select
+
+from smsgw.store import schema as S
+from smsgw.store.delivery import (
+    Claim,
+    Renew,
+    claim_op,
+    receipt_op,
+    release_op,
+    renew_op,
+    sent_op,
+    update_op,
+)
+from smsgw.store.rows import AlertUpdate, ReceiptRecord, Sent, SentPart
+from tests.store.helpers import ACCEPT, NOW, hasher, item, run, txn
+
+
+def _alert(engine: Engine, tmp_path: Path, txn_id: str = "000123") -> str:
+    [out] = run(engine, ACCEPT, [item(txn(hasher(tmp_path), txn_id=txn_id))])
+    return str(out.queued[0].id)
+
+
+def _status(engine: Engine, alert_id: str) -> str:
+    with engine.connect() as conn:
+        return str(
+            conn.execute(
+                select(S.alerts.c.status).where(S.alerts.c.id == alert_id)
+            ).scalar()
+        )
+
+
+def _parts(engine: Engine, alert_id: str) -> list[tuple[int, str, str]]:
+    p = S.parts
+    with engine.connect() as conn:
+        q = select(p.c.part_no, p.c.message_id, p.c.status).where(
+            p.c.alert_id == alert_id
+        )
+        return [tuple(r) for r in conn.execute(q.order_by(p.c.part_no))]  # type: ignore[misc]
+
+
+def _sent(alert_id: str, *ids: str) -> Sent:
+    return Sent(
+        alert_id, "sim", tuple(SentPart(n, m) for n, m in enumerate(ids, 1)), 1, NOW
+    )
+
+
+def _receipt(
+    message_id: str, stat: str = "DELIVRD", at: float = NOW + 1
+) -> ReceiptRecord:
+    return ReceiptRecord("sim", message_id, stat, "000", at)
+
+
+def test_sent_then_receipt_delivers(engine: Engine, tmp_path: Path) -> None:
+    """Submitted parts and a DELIVRD receipt make the alert delivered."""
+    a = _alert(engine, tmp_path)
+    run(engine, sent_op, [_sent(a, "m1")])
+    assert _status(engine, a) == "submitted"
+    run(engine, receipt_op, [_receipt("m1")])
+    assert _status(engine, a) == "delivered"
+    assert _parts(engine, a) == [(1, "m1", "delivered")]
+
+
+def test_all_parts_must_be_delivered(engine: Engine, tmp_path: Path) -> None:
+    """A two-part alert is delivered only when both parts are."""
+    a = _alert(engine, tmp_path)
+    run(engine, sent_op, [_sent(a, "m1", "m2")])
+    run(engine, receipt_op, [_receipt("m1")])
+    assert _status(engine, a) == "submitted"
+    run(engine, receipt_op, [_receipt("m2")])
+    assert _status(engine, a) == "delivered"
+
+
+def test_one_failed_part_fails_the_alert(engine: Engine, tmp_path: Path) -> None:
+    """UNDELIV on one part fails the alert; EXPIRED alone expires it."""
+    a = _alert(engine, tmp_path, "t1")
+    b = _alert(engine, tmp_path, "t2")
+    run(engine, sent_op, [_sent(a, "a1", "a2"), _sent(b, "b1")])
+    run(
+        engine,
+        receipt_op,
+        [_receipt("a1"), _receipt("a2", "UNDELIV"), _receipt("b1", "EXPIRED")],
+    )
+    assert (_status(engine, a), _status(engine, b)) == ("failed", "expired")
+
+
+def test_receipt_before_submit_resp_is_matched_later(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A receipt stored before its part is applied when the part is recorded."""
+    a = _alert(engine, tmp_path)
+    run(engine, receipt_op, [_receipt("m1")])
+    with engine.connect() as conn:
+        [r] = conn.execute(select(S.receipts)).all()
+    assert r.matched is False
+    run(engine, sent_op, [_sent(a, "m1")])
+    assert _status(engine, a) == "delivered"
+    with engine.connect() as conn:
+        assert conn.execute(select(S.receipts.c.matched)).scalar() is True
+
+
+def test_final_states_stay_final_and_duplicates_change_nothing(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A later UNDELIV or a repeated receipt does not undo DELIVRD."""
+    a = _alert(engine, tmp_path)
+    run(engine, sent_op, [_sent(a, "m1")])
+    run(engine, receipt_op, [_receipt("m1"), _receipt("m1")])
+    run(engine, receipt_op, [_receipt("m1", "UNDELIV", NOW + 5)])
+    assert _status(engine, a) == "delivered"
+    assert _parts(engine, a) == [(1, "m1", "delivered")]
+
+
+def test_intermediate_receipt_keeps_the_part_open(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """ENROUTE/ACCEPTD are recorded but leave the part submitted."""
+    a = _alert(engine, tmp_path)
+    run(engine, sent_op, [_sent(a, "m1")])
+    run(engine, receipt_op, [_receipt("m1", "ENROUTE")])
+    assert _parts(engine, a) == [(1, "m1", "submitted")]
+    run(engine, receipt_op, [_receipt("m1")])
+    assert _status(engine, a) == "delivered"
+
+
+def test_unknown_receipt_is_kept_unmatched(engine: Engine, tmp_path: Path) -> None:
+    """A receipt for an id nobody sent is stored (for later matching), not an error."""
+    run(engine, receipt_op, [_receipt("nobody")])
+    with engine.connect() as conn:
+        assert conn.execute(select(S.receipts.c.matched)).scalar() is False
+
+
+def test_retry_update_then_failure(engine: Engine, tmp_path: Path) -> None:
+    """A retry keeps the alert queued with attempts and error; failed is final."""
+    a = _alert(engine, tmp_path)
+    run(
+        engine,
+        update_op,
+        [AlertUpdate(a, "queued", 1, "ESME_RTHROTTLED", NOW + 2, NOW)],
+    )
+    with engine.connect() as conn:
+        row = conn.execute(select(S.alerts).where(S.alerts.c.id == a)).one()
+    assert (row.status, row.attempts, row.last_error, row.not_before) == (
+        "queued",
+        1,
+        "ESME_RTHROTTLED",
+        NOW + 2,
+    )
+    run(engine, update_op, [AlertUpdate(a, "failed", 2, "ESME_RINVDSTADR", NOW, NOW)])
+    run(engine, update_op, [AlertUpdate(a, "queued", 3, "late", NOW, NOW)])
+    assert _status(engine, a) == "failed"
+
+
+def test_claims_take_free_and_expired_alerts_only(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Another node cannot claim a leased alert; after the lease it can."""
+    a = _alert(engine, tmp_path)  # claimed by n1 until NOW + 60
+    [[]] = run(engine, claim_op, [Claim("n2", NOW + 30, 60, 100, reclaim_own=False)])
+    [[got]] = run(engine, claim_op, [Claim("n2", NOW + 61, 60, 100, reclaim_own=False)])
+    assert got.id == a
+    with engine.connect() as conn:
+        row = conn.execute(select(S.alerts).where(S.alerts.c.id == a)).one()
+    assert (row.claimed_by, row.claimed_until) == ("n2", NOW + 121)
+
+
+def test_a_restarted_node_reclaims_its_own_alerts_at_once(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """After a crash the same node takes its leased alerts back without waiting."""
+    a = _alert(engine, tmp_path)
+    [[got]] = run(engine, claim_op, [Claim("n1", NOW + 1, 60, 100, reclaim_own=True)])
+    assert got.id == a
+
+
+def test_claims_skip_alerts_not_due_and_submitted_ones(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Only queued alerts whose time has come are claimed."""
+    a = _alert(engine, tmp_path, "t1")
+    b = _alert(engine, tmp_path, "t2")
+    run(engine, update_op, [AlertUpdate(a, "queued", 1, "x", NOW + 500, NOW)])
+    run(engine, sent_op, [_sent(b, "m1")])
+    [[]] = run(engine, claim_op, [Claim("n1", NOW + 100, 60, 100)])
+    [[got]] = run(engine, claim_op, [Claim("n1", NOW + 500, 60, 100)])
+    assert got.id == a
+    assert got.attempts == 1
+
+
+def test_renew_and_release(engine: Engine, tmp_path: Path) -> None:
+    """Renewal extends this node's leases; release hands alerts back to the queue."""
+    a = _alert(engine, tmp_path)
+    assert run(engine, renew_op, [Renew("n1", NOW + 500)]) == [1]
+    [[]] = run(engine, claim_op, [Claim("n2", NOW + 100, 60, 100, reclaim_own=False)])
+    run(engine, release_op, [(a,)])
+    [[got]] = run(
+        engine, claim_op, [Claim("n2", NOW + 100, 60, 100, reclaim_own=False)]
+    )
+    assert got.id == a
+
+
+def test_two_claimers_never_take_the_same_alert(engine: Engine, tmp_path: Path) -> None:
+    """Concurrent claims split the queue (FOR UPDATE SKIP LOCKED on PostgreSQL)."""
+    ids = {_alert(engine, tmp_path, f"t{i}") for i in range(6)}
+    later = NOW + 1000
+    with engine.connect() as c1, engine.connect() as c2:
+        t1 = c1.begin()
+        first = claim_op.run(c1, [Claim("n2", later, 60, 3, reclaim_own=False)])[0]
+        if engine.dialect.name == "postgresql":
+            # While n2's transaction holds its rows, n3 skips them.
+            t2 = c2.begin()
+            second = claim_op.run(c2, [Claim("n3", later, 60, 10, reclaim_own=False)])[
+                0
+            ]
+            t2.commit()
+            t1.commit()
+        else:
+            t1.commit()
+            second = claim_op.run(c2, [Claim("n3", later, 60, 10, reclaim_own=False)])[
+                0
+            ]
+            c2.commit()
+    taken_1 = {a.id for a in first}
+    taken_2 = {a.id for a in second}
+    assert len(taken_1) == 3
+    assert not taken_1 & taken_2
+    assert taken_1 | taken_2 == ids
