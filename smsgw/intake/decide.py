@@ -1,0 +1,222 @@
+"""One intake request in, one framed response out: the spec's order of checks.
+
+`Intake.handle(frame)` runs steps 2 to 10 of intake-v1 ("Checks run in this
+order"): envelope, terminal, MAC, body, rate, ``ts``, fields, then the
+acceptor (idempotency and the durable commit). It returns the framed
+response at once, or a Deferred of it when the request needs the store.
+Step 1 (frame length) belongs to the protocol. Nothing here writes to a
+socket, so every rule is tested without one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import orjson
+from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from smsgw.intake.envelope import (
+    IntakeError,
+    TerminalKey,
+    error_body,
+    parse_body,
+    parse_envelope,
+    response_frame,
+    verify,
+)
+from smsgw.intake.terminals import Terminal
+from smsgw.intake.validate import Hasher, Txn, check_ts, validate_ping, validate_txn
+
+__all__ = ["AcceptResult", "Acceptor", "Intake", "Unavailable"]
+
+log = Logger()
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptResult:
+    """How the store answered a valid transaction (steps 9 and 10)."""
+
+    status: Literal["accepted", "duplicate", "conflict"]
+    ref: str
+    alerts: int
+
+
+class Unavailable(Exception):
+    """The transaction could not be committed now; the terminal retries."""
+
+
+class Acceptor(Protocol):
+    """Idempotency check and durable commit of a valid transaction."""
+
+    def accept(self, terminal: Terminal, txn: Txn) -> defer.Deferred[AcceptResult]:
+        """Fires after the commit; errbacks (any failure) mean ``unavailable``."""
+        ...
+
+
+class Intake:
+    """The decisions of the intake port, shared by all its connections."""
+
+    def __init__(
+        self,
+        terminals: Mapping[str, Terminal],
+        acceptor: Acceptor,
+        hasher: Hasher,
+        clock: IReactorTime,
+        *,
+        max_skew: int = 300,
+        issuers: frozenset[str] = frozenset({"default"}),
+    ) -> None:
+        self.terminals = terminals
+        self.acceptor = acceptor
+        self.hasher = hasher
+        self.clock = clock
+        self.max_skew = max_skew
+        self.issuers = issuers
+        self.closing = False
+        self.counts: dict[str, int] = {}
+
+    def _count(self, outcome: str) -> None:
+        self.counts[outcome] = self.counts.get(outcome, 0) + 1
+
+    def error(
+        self,
+        error: IntakeError,
+        key: TerminalKey | None,
+        body: dict[str, Any] | None = None,
+    ) -> bytes:
+        """The framed error response (signed when the terminal is known).
+
+        It carries the request's key: ``txn_id``, or ``nonce`` for a ping.
+        """
+        self._count(error.code)
+        answer = error_body(error)
+        if body is not None:
+            if answer["txn_id"] is None:
+                answer["txn_id"] = _txn_id(body)
+            if body.get("type") == "ping" and isinstance(body.get("nonce"), str):
+                answer["nonce"] = body["nonce"]
+        return response_frame(answer, key)
+
+    def handle(self, frame: bytes) -> bytes | defer.Deferred[bytes]:
+        """Decide one request; see the module docstring."""
+        try:
+            envelope = parse_envelope(frame)
+        except IntakeError as e:
+            return self.error(e, None)
+        terminal = self.terminals.get(envelope.terminal)
+        if terminal is None or not terminal.enabled:
+            return self.error(
+                IntakeError(
+                    "unknown_terminal",
+                    f"no enabled terminal {envelope.terminal[:64]!r}",
+                ),
+                None,
+                _readable(envelope.body_bytes),
+            )
+        try:
+            key = verify(envelope, terminal.keys)
+        except IntakeError as e:
+            log.warn("bad MAC terminal={terminal}", terminal=terminal.id)
+            return self.error(e, None, _readable(envelope.body_bytes))
+        body: dict[str, Any] | None = None
+        try:
+            body = parse_body(envelope)
+            txn_id = _txn_id(body)
+            if not terminal.allow(self.clock.seconds()):
+                raise IntakeError(
+                    "rate_limited",
+                    f"terminal {terminal.id} is over its rate of "
+                    f"{terminal.rate:g} requests per second",
+                    txn_id,
+                )
+            check_ts(body, self.clock.seconds(), self.max_skew)
+            if body["type"] == "ping":
+                nonce = validate_ping(body)
+                self._count("pong")
+                return response_frame({"type": "pong", "nonce": nonce}, key)
+            txn = validate_txn(body, self.hasher)
+            if txn.issuer is not None and txn.issuer not in self.issuers:
+                raise IntakeError(
+                    "invalid", f"issuer: no issuer profile {txn.issuer!r}", txn_id
+                )
+            if txn.issuer is not None and terminal.issuer not in (None, txn.issuer):
+                raise IntakeError(
+                    "invalid",
+                    f"issuer: terminal {terminal.id} sends for issuer "
+                    f"{terminal.issuer!r} only",
+                    txn_id,
+                )
+        except IntakeError as e:
+            return self.error(e, key, body)
+        if self.closing:
+            return self.error(
+                IntakeError("unavailable", "the gateway is shutting down", txn.txn_id),
+                key,
+            )
+        d = self.acceptor.accept(terminal, txn)
+        return d.addCallbacks(
+            self._answered,
+            self._failed,
+            callbackArgs=(txn, key),
+            errbackArgs=(txn, key, terminal),
+        )
+
+    def _answered(self, result: AcceptResult, txn: Txn, key: TerminalKey) -> bytes:
+        if result.status == "conflict":
+            return self.error(
+                IntakeError(
+                    "conflict",
+                    f"txn_id {txn.txn_id!r} was already used by this terminal "
+                    f"with different content (ref {result.ref})",
+                    txn.txn_id,
+                ),
+                key,
+            )
+        self._count(result.status)
+        return response_frame(
+            {
+                "type": "ack",
+                "txn_id": txn.txn_id,
+                "status": result.status,
+                "ref": result.ref,
+                "alerts": result.alerts,
+            },
+            key,
+        )
+
+    def _failed(
+        self, failure: Failure, txn: Txn, key: TerminalKey, terminal: Terminal
+    ) -> bytes:
+        log.warn(
+            "unavailable terminal={terminal} txn_id={txn_id} cause={cause}",
+            terminal=terminal.id,
+            txn_id=txn.txn_id,
+            cause=failure.getErrorMessage(),
+        )
+        return self.error(
+            IntakeError(
+                "unavailable",
+                "the store cannot commit right now; retry later",
+                txn.txn_id,
+            ),
+            key,
+        )
+
+
+def _readable(body_bytes: bytes) -> dict[str, Any] | None:
+    """The body as a JSON object when it is one (to echo the request's key)."""
+    try:
+        value = orjson.loads(body_bytes)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _txn_id(body: dict[str, Any]) -> str | None:
+    value = body.get("txn_id") if body.get("type") == "txn" else None
+    return value if isinstance(value, str) else None
