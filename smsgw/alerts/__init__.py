@@ -1,0 +1,1 @@
+"""Alert rendering: templates per language and merchant, money, one-segment fitting."""

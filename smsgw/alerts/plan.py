@@ -1,0 +1,283 @@
+"""Which alerts a transaction gets, to whom, when and saying what (pure).
+
+Inputs are the validated transaction, its terminal, the issuer profile and
+what the registries hold for the card and the merchant. The rules:
+
+- the cardholder's number is the one the terminal sent (when the operator
+  lets that terminal supply numbers), else the subscriber's;
+- a subscriber who opted out gets nothing; an approved transaction of a kind
+  the subscriber did not ask for, or below their minimum amount, gets
+  nothing; declines and reversals are always sent (fraud signals);
+- urgent alerts (declined, reversal, at or above the issuer's large amount)
+  go at once; others wait for the end of the subscriber's quiet hours;
+- language: the request's when supported, else the subscriber's, else the
+  issuer's default; the merchant's template for that language when it has one;
+- a merchant with numbers gets a short notice on each (when the issuer
+  profile notifies merchants).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+import phonenumbers
+from twisted.logger import Logger
+
+from smsgw.alerts.render import AlertFacts, render
+from smsgw.alerts.templates import TemplateError
+from smsgw.intake.validate import Txn
+from smsgw.service.config_alerts import LANGUAGES, IssuerConfig
+
+__all__ = [
+    "AlertPlan",
+    "Merchant",
+    "Subscriber",
+    "e164",
+    "plan_alerts",
+    "quiet_until",
+]
+
+URGENT_KINDS = frozenset({"reversal"})
+log = Logger()
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """A registry entry: a card (hash or token) and its owner's preferences."""
+
+    issuer: str
+    msisdn: str
+    lang: str | None = None
+    min_amount: Decimal | None = None
+    kinds: frozenset[str] | None = None
+    opted_out: bool = False
+    quiet_start: dt.time | None = None
+    quiet_end: dt.time | None = None
+    timezone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Merchant:
+    """A registry entry: display name, numbers to notify, template overrides."""
+
+    issuer: str
+    merchant_id: str
+    name: str
+    notify: tuple[str, ...] = ()
+    lang: str | None = None
+    templates: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertPlan:
+    """One alert to queue."""
+
+    audience: str
+    destination: str
+    lang: str
+    text: str
+    encoding: str
+    parts: int
+    priority: int  # 1 urgent, 0 normal
+    not_before: float
+    source_addr: str | None
+
+
+@functools.lru_cache(maxsize=65536)
+def e164(number: str) -> str | None:
+    """``number`` in E.164 when phonenumbers finds it possible, else None.
+
+    Cached: parsing costs ~11 µs, a cache hit ~0.06 µs (facts.md).
+    """
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+@functools.lru_cache(maxsize=256)
+def _zone(name: str) -> zoneinfo.ZoneInfo:
+    return zoneinfo.ZoneInfo(name)
+
+
+def quiet_until(
+    now: float, start: dt.time, end: dt.time, timezone: str
+) -> float | None:
+    """The Unix time quiet hours end when ``now`` falls inside them, else None.
+
+    The window may cross midnight (22:00 to 07:00); start == end means none.
+    """
+    if start == end:
+        return None
+    zone = _zone(timezone)
+    local = dt.datetime.fromtimestamp(now, zone)
+    t = local.time().replace(tzinfo=None)
+    inside = start <= t < end if start < end else (t >= start or t < end)
+    if not inside:
+        return None
+    day = local.date()
+    if start > end and t >= start:
+        day += dt.timedelta(days=1)
+    until = dt.datetime.combine(day, end, zone)
+    return until.timestamp()
+
+
+def _lang(*choices: str | None, default: str) -> str:
+    for lang in choices:
+        if lang:
+            short = lang.split("-")[0].split("_")[0].lower()
+            if short in LANGUAGES:
+                return short
+    return default
+
+
+def _urgent(txn: Txn, issuer: IssuerConfig) -> bool:
+    if txn.result == "declined" or txn.kind in URGENT_KINDS:
+        return True
+    large = issuer.large_amounts.get(txn.currency)
+    return large is not None and Decimal(txn.amount) >= large
+
+
+def _wanted(txn: Txn, sub: Subscriber | None) -> bool:
+    if sub is None:
+        return True
+    if sub.opted_out:
+        return False
+    if txn.result == "declined" or txn.kind in URGENT_KINDS:
+        return True
+    if sub.kinds is not None and txn.kind not in sub.kinds:
+        return False
+    return sub.min_amount is None or Decimal(txn.amount) >= sub.min_amount
+
+
+def plan_alerts(
+    txn: Txn,
+    *,
+    terminal_id: str,
+    may_supply_msisdn: bool,
+    issuer: IssuerConfig,
+    subscriber: Subscriber | None,
+    merchant: Merchant | None,
+    now: float,
+) -> list[AlertPlan]:
+    """The alerts for one transaction (possibly none); see the module docstring."""
+    plans: list[AlertPlan] = []
+    name = txn.merchant_name or (merchant.name if merchant else "")
+    if txn.result == "declined" and not issuer.alert_declined:
+        holder = None
+    elif txn.msisdn and may_supply_msisdn:
+        holder = txn.msisdn
+    else:
+        holder = subscriber.msisdn if subscriber else None
+    destination = e164(holder) if holder else None
+    if destination and _wanted(txn, subscriber):
+        lang = _lang(
+            txn.lang,
+            subscriber.lang if subscriber else None,
+            default=issuer.default_lang,
+        )
+        template = (
+            merchant.templates.get(lang) if merchant and merchant.templates else None
+        )
+        not_before = now
+        if (
+            subscriber is not None
+            and subscriber.quiet_start is not None
+            and subscriber.quiet_end is not None
+            and not _urgent(txn, issuer)
+        ):
+            until = quiet_until(
+                now,
+                subscriber.quiet_start,
+                subscriber.quiet_end,
+                subscriber.timezone or issuer.timezone,
+            )
+            not_before = until if until is not None else now
+        plans.append(
+            _plan(
+                "cardholder",
+                destination,
+                lang,
+                txn,
+                name,
+                terminal_id,
+                issuer,
+                template,
+                not_before,
+                1 if _urgent(txn, issuer) else 0,
+            )
+        )
+    if merchant is not None and merchant.notify and issuer.notify_merchants:
+        lang = _lang(merchant.lang, default=issuer.default_lang)
+        for number in merchant.notify:
+            to = e164(number)
+            if to is not None:
+                plans.append(
+                    _plan(
+                        "merchant",
+                        to,
+                        lang,
+                        txn,
+                        name,
+                        terminal_id,
+                        issuer,
+                        None,
+                        now,
+                        0,
+                    )
+                )
+    return plans
+
+
+def _plan(
+    audience: str,
+    destination: str,
+    lang: str,
+    txn: Txn,
+    merchant_name: str,
+    terminal_id: str,
+    issuer: IssuerConfig,
+    template: str | None,
+    not_before: float,
+    priority: int,
+) -> AlertPlan:
+    facts = AlertFacts(
+        audience=audience,
+        kind=txn.kind,
+        result=txn.result,
+        amount=txn.amount,
+        currency=txn.currency,
+        exponent=txn.exponent,
+        last4=txn.last4,
+        merchant=merchant_name,
+        location=txn.location,
+        local_time=txn.local_time,
+        balance=txn.balance,
+        terminal_id=terminal_id,
+        signature=issuer.signature[lang],
+    )
+    try:
+        rendered = render(facts, lang, template, default_lang=issuer.default_lang)
+    except TemplateError as e:
+        # A merchant's template that fails must not cost the cardholder the alert.
+        log.warn("merchant template failed ({error}); built-in used", error=str(e))
+        rendered = render(facts, lang, None, default_lang=issuer.default_lang)
+    return AlertPlan(
+        audience=audience,
+        destination=destination,
+        lang=lang,
+        text=rendered.text,
+        encoding=rendered.encoding,
+        parts=rendered.parts,
+        priority=priority,
+        not_before=not_before,
+        source_addr=issuer.source_addr,
+    )
