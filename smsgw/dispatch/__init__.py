@@ -1,0 +1,1 @@
+"""Dispatch: routing, retries by SMPP status class, TTL and failover."""
