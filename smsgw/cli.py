@@ -3,6 +3,8 @@
     smsgw check-config FILE          validate; print the effective config
     smsgw smsc [options]             run the built-in SMSC simulator
     smsgw send-test --to +E164 ...   send one SMS through a configured carrier
+    smsgw db upgrade|status          schema migrations
+    smsgw pos [options]              send signed transactions (one, or a load)
 
 Every command takes ``--help``; errors name what is wrong and exit non-zero.
 """
@@ -13,6 +15,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from smsgw.pos.cli import add_pos_arguments
+from smsgw.service.dbcli import add_db_commands
 from smsgw.smsc.settings import add_smsc_arguments
 
 
@@ -40,6 +44,14 @@ def _send_test(ns: argparse.Namespace) -> int:
     return run_send_test(
         ns.config, ns.to, ns.text, carrier=ns.carrier, wait=ns.wait, out=sys.stdout
     )
+
+
+def _pos(ns: argparse.Namespace) -> int:
+    from twisted.internet import reactor
+
+    from smsgw.pos.cli import run_pos
+
+    return run_pos(ns, reactor)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,6 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to wait for receipts (default: %(default)s)",
     )
     p.set_defaults(func=_send_test)
+    add_db_commands(sub)
+
+    p = sub.add_parser(
+        "pos",
+        help="POS terminal simulator: send one signed transaction, or a load",
+    )
+    add_pos_arguments(p)
+    p.set_defaults(func=_pos)
     return parser
 
 

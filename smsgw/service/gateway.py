@@ -1,20 +1,47 @@
 """Assemble the gateway's services from a validated Config.
 
 The only place (with tap.py and the CLI) that is handed the real reactor.
-Later capabilities (store, intake, admin) plug in here.
+Start order: store writer, simulator, carriers, dispatcher, intake listener.
+Stop order is the reverse: the intake stops taking transactions (answers
+``unavailable``) and stops listening, the dispatcher stops (alerts it held
+stay claimed in the store for the next start), carriers unbind, and the
+writer commits what is queued before its thread ends.
 """
 
 from __future__ import annotations
 
-from twisted.application.service import MultiService
-from twisted.logger import Logger
+from collections.abc import Sequence
+from typing import Any
 
+from twisted.application.service import MultiService, Service
+from twisted.internet import defer
+from twisted.internet.endpoints import serverFromString
+from twisted.logger import Logger
+from typing_extensions import override
+
+from smsgw.carrier.compose import Address, compose, source_address
 from smsgw.carrier.deliveries import Answer, MoEvent, ReceiptEvent
+from smsgw.carrier.sender import SubmitOutcome
 from smsgw.carrier.service import CarrierService, reactor_endpoints
-from smsgw.codec.constants import Status
+from smsgw.codec import pdu as P
+from smsgw.codec.constants import Status, Tag
+from smsgw.codec.text import decode_text
+from smsgw.dispatch.dispatcher import Dispatcher
+from smsgw.dispatch.policy import Route, Router
+from smsgw.intake.accept import StoreAcceptor
+from smsgw.intake.decide import Intake
+from smsgw.intake.protocol import IntakeFactory
+from smsgw.intake.terminals import terminals_from_config
 from smsgw.service.config import Config, SimulatorConfig
-from smsgw.smsc.service import make_smsc_service
+from smsgw.smsc.service import ListeningService, make_smsc_service
 from smsgw.smsc.settings import SmscSettings
+from smsgw.store.accept import make_accept_op
+from smsgw.store.db import check_schema, make_engine
+from smsgw.store.delivery import receipt_op
+from smsgw.store.inbound import MoRecord, mo_op
+from smsgw.store.keys import load_card_hasher
+from smsgw.store.rows import QueuedAlert, ReceiptRecord
+from smsgw.store.writer import DbWriter
 
 log = Logger()
 
@@ -33,48 +60,202 @@ def simulator_settings(sim: SimulatorConfig) -> SmscSettings:
     )
 
 
-class Gateway(MultiService):
-    """The running gateway: simulator (when enabled) and carriers."""
+class CarrierLinkAdapter:
+    """A CarrierService as the dispatcher's CarrierLink."""
 
-    def __init__(self, cfg: Config, reactor: object) -> None:
+    def __init__(self, service: CarrierService) -> None:
+        self.service = service
+        self.name = service.cfg.name
+        self._sources: dict[str | None, Address] = {None: service.source}
+
+    @property
+    def bound(self) -> int:
+        return self.service.bound
+
+    @property
+    def room(self) -> int:
+        return self.service.sender.room
+
+    def compose(
+        self, text: str, destination: str, source: str | None, ref: int
+    ) -> list[P.SubmitSm]:
+        cfg = self.service.cfg
+        address = self._sources.get(source)
+        if address is None:
+            address = source_address(source or cfg.source_addr, cfg.profile)
+            self._sources[source] = address
+        return compose(
+            text, destination, address, cfg.profile, ref=ref, max_parts=cfg.max_parts
+        )
+
+    def submit(self, pdu: P.SubmitSm, deadline: float) -> defer.Deferred[SubmitOutcome]:
+        return self.service.sender.submit(pdu, deadline)
+
+    def resp_id(self, raw: str) -> str:
+        return self.service.resp_id(raw)
+
+
+class _Lifecycle(Service):
+    """Starts the dispatcher after the carriers; stops intake first."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    @override
+    def startService(self) -> None:
+        super().startService()
+        self.gateway.dispatcher.start()
+
+    @override
+    def stopService(self) -> None:
+        super().stopService()
+        self.gateway.intake.closing = True
+        self.gateway.dispatcher.stop()
+
+
+class _WriterService(Service):
+    def __init__(self, writer: DbWriter) -> None:
+        self.writer = writer
+
+    @override
+    def startService(self) -> None:
+        super().startService()
+        self.writer.start()
+
+    @override
+    def stopService(self) -> defer.Deferred[None]:
+        super().stopService()
+        return self.writer.stop()
+
+
+class Gateway(MultiService):
+    """The running gateway (see the module docstring).
+
+    Raises SchemaError when the database is not at the current schema
+    revision, and KeyFileError for an unusable key folder.
+    """
+
+    def __init__(self, cfg: Config, reactor: Any, *, check: bool = True) -> None:
         super().__init__()
         self.cfg = cfg
+        self.reactor = reactor
+        self.engine = make_engine(cfg.database.url, hide_parameters=True)
+        if check:
+            check_schema(self.engine)
+        self.hasher = load_card_hasher(cfg.keys_dir)
+        self.writer = DbWriter(
+            self.engine,
+            reactor,
+            max_batch=cfg.database.commit_batch,
+            linger=cfg.database.commit_interval,
+        )
+        _WriterService(self.writer).setServiceParent(self)
         if cfg.simulator.enabled:
             self.smsc = make_smsc_service(simulator_settings(cfg.simulator), reactor)
             self.smsc.setServiceParent(self)
         endpoints = reactor_endpoints(reactor)
         self.carriers: dict[str, CarrierService] = {}
-        for carrier in cfg.carriers:
+        routes: list[Route] = []
+        for order, carrier in enumerate(cfg.carriers):
             if not carrier.enabled:
                 continue
             service = CarrierService(
-                carrier,
-                reactor,  # type: ignore[arg-type]
-                endpoints,
-                self.receipt_received,
-                self.mo_received,
+                carrier, reactor, endpoints, self.receipt_received, self.mo_received
             )
             service.setServiceParent(self)
             self.carriers[carrier.name] = service
+            routes += [
+                Route(prefix, carrier.priority, order, carrier.name)
+                for prefix in carrier.routes
+            ]
+        self.dispatcher = Dispatcher(
+            {name: CarrierLinkAdapter(s) for name, s in self.carriers.items()},
+            Router(routes),
+            self.writer,
+            reactor,
+            cfg.dispatch,
+            max_unconfirmed=sum(c.window * c.binds for c in cfg.carriers if c.enabled),
+        )
+        self.acceptor = StoreAcceptor(
+            self.writer,
+            make_accept_op(
+                node=cfg.dispatch.node, lease=cfg.dispatch.lease, ttl=cfg.dispatch.ttl
+            ),
+            cfg.issuers,
+            reactor,
+            self.alerts_queued,
+        )
+        self.intake = Intake(
+            terminals_from_config(cfg.terminals),
+            self.acceptor,
+            self.hasher,
+            reactor,
+            max_skew=cfg.intake.max_skew,
+            issuers=frozenset(i.name for i in cfg.issuers),
+        )
+        self.intake_factory = IntakeFactory(
+            self.intake,
+            reactor,
+            max_frame=cfg.intake.max_frame,
+            idle_timeout=cfg.intake.idle_timeout,
+        )
+        _Lifecycle(self).setServiceParent(self)
+        self.listener = ListeningService(
+            serverFromString(reactor, cfg.intake.listen), self.intake_factory, "intake"
+        )
+        self.listener.setServiceParent(self)
+
+    @override
+    def stopService(self) -> defer.Deferred[None]:
+        """Stop children one by one, newest first, each after the previous.
+
+        (MultiService stops them all at once: the writer would end while the
+        carriers still answer outstanding submits, losing their records.)
+        """
+        Service.stopService(self)
+
+        @defer.inlineCallbacks
+        def run() -> Any:
+            for service in reversed(list(self)):
+                yield defer.maybeDeferred(service.stopService)
+
+        d: defer.Deferred[None] = run()
+        return d
+
+    def alerts_queued(self, alerts: Sequence[QueuedAlert]) -> None:
+        """Committed alerts go straight to the dispatcher."""
+        self.dispatcher.add(alerts)
 
     def receipt_received(self, event: ReceiptEvent) -> Answer:
-        """Record one delivery receipt (logged until the store records it)."""
+        """Store a receipt; answer the SMSC only once it is committed."""
         r = event.receipt
-        log.info(
+        log.debug(
             "receipt carrier={carrier} message_id={message_id} state={state}",
             carrier=event.carrier,
             message_id=event.message_id,
             state=r.state,
-            error=r.error,
         )
-        return int(Status.ESME_ROK)
+        record = ReceiptRecord(
+            event.carrier, event.message_id, r.state, r.error, self.reactor.seconds()
+        )
+        d = self.writer.submit(receipt_op, record)
+        # Not committed: a temporary error makes the SMSC deliver it again.
+        return d.addCallbacks(
+            lambda _: int(Status.ESME_ROK), lambda _: int(Status.ESME_RX_T_APPN)
+        )
 
     def mo_received(self, event: MoEvent) -> Answer:
-        """Record one MO message (logged until the feedback module takes it)."""
-        log.info(
-            "mo carrier={carrier} source={source} data_coding={data_coding}",
-            carrier=event.carrier,
-            source=event.pdu.source_addr,
-            data_coding=event.pdu.data_coding,
+        """Store an MO message (a reply) before answering the SMSC."""
+        pdu = event.pdu
+        data = pdu.tlv(Tag.MESSAGE_PAYLOAD) or getattr(pdu, "short_message", b"")
+        record = MoRecord(
+            event.carrier,
+            pdu.source_addr,
+            pdu.destination_addr,
+            decode_text(bytes(data or b""), pdu.data_coding),
+            self.reactor.seconds(),
         )
-        return int(Status.ESME_ROK)
+        d = self.writer.submit(mo_op, record)
+        return d.addCallbacks(
+            lambda _: int(Status.ESME_ROK), lambda _: int(Status.ESME_RX_T_APPN)
+        )

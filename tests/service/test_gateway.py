@@ -2,44 +2,66 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
+import pytest
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import capturedLogs
 
-from smsgw.carrier.deliveries import MoEvent, ReceiptEvent
-from smsgw.codec import pdu as P
-from smsgw.codec.receipt import Receipt
-from smsgw.service.config import load_config
+from smsgw.service.config import Config, DatabaseConfig, load_config
 from smsgw.service.gateway import Gateway
+from smsgw.store.db import SchemaError, make_engine, upgrade
+from smsgw.testing import ThreadCalls
 
 
-def test_default_config_runs_simulator_and_binds_to_it() -> None:
-    """The first-run config listens on 2775 and its carrier connects there."""
-    reactor = MemoryReactorClock()
-    gateway = Gateway(load_config("conf/smsgw.yaml"), reactor)
+def first_run_config(tmp_path: Path, *, migrate: bool = True) -> Config:
+    """conf/smsgw.yaml with its database and keys under ``tmp_path``."""
+    cfg = load_config("conf/smsgw.yaml")
+    url = f"sqlite:///{tmp_path}/data/smsgw.db"
+    if migrate:
+        upgrade(make_engine(url))
+    return dataclasses.replace(
+        cfg, database=DatabaseConfig(url=url), keys_dir=tmp_path / "keys"
+    )
+
+
+class Reactor(MemoryReactorClock, ThreadCalls):
+    """A memory reactor that also takes the writer thread's calls."""
+
+    def __init__(self) -> None:
+        MemoryReactorClock.__init__(self)
+        ThreadCalls.__init__(self)
+
+
+def test_default_config_listens_for_terminals_and_binds_to_the_simulator(
+    tmp_path: Path,
+) -> None:
+    """The first-run config listens on 7400 (intake) and 2775 (simulator) and binds."""
+    reactor = Reactor()
+    gateway = Gateway(first_run_config(tmp_path), reactor)
     gateway.privilegedStartService()
     gateway.startService()
-    assert [(port, iface) for port, _, _, iface in reactor.tcpServers] == [
-        (2775, "127.0.0.1")
+    assert sorted((port, iface) for port, _, _, iface in reactor.tcpServers) == [
+        (2775, "127.0.0.1"),
+        (7400, "127.0.0.1"),
     ]
     assert [(host, port) for host, port, *_ in reactor.tcpClients] == [
         ("127.0.0.1", 2775)
     ]
     assert set(gateway.carriers) == {"sim"}
-    gateway.stopService()
+    reactor.result(gateway.stopService())
 
 
-def test_receipts_and_mo_are_logged_with_fields() -> None:
-    """Receipts and MO reaching the gateway are acknowledged and logged."""
-    gateway = Gateway(load_config("conf/smsgw.yaml"), MemoryReactorClock())
-    receipt = Receipt("1a", "DELIVRD", True, "000", None, None, True)
-    with capturedLogs() as events:
-        assert gateway.receipt_received(ReceiptEvent("sim", "1a", receipt)) == 0
-        mo = P.DeliverSm(source_addr="8613800138000", short_message=b"N")
-        assert gateway.mo_received(MoEvent("sim", mo)) == 0
-    first = events[0]
-    assert (first["carrier"], first["message_id"], first["state"]) == (
-        "sim",
-        "1a",
-        "DELIVRD",
-    )
-    assert events[1]["source"] == "8613800138000"
+def test_refuses_a_database_without_the_current_schema(tmp_path: Path) -> None:
+    """A database not migrated to the current revision stops the start with a hint."""
+    with pytest.raises(SchemaError, match="smsgw db upgrade"):
+        Gateway(first_run_config(tmp_path, migrate=False), MemoryReactorClock())
+
+
+def test_card_hash_key_is_generated_private_on_first_start(tmp_path: Path) -> None:
+    """keys_dir gets a card-hash key readable by the owner only."""
+    Gateway(first_run_config(tmp_path), MemoryReactorClock())
+    key = tmp_path / "keys" / "card-hash-k1.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "keys").stat().st_mode & 0o777 == 0o700
+    assert len(key.read_text().strip()) == 64
