@@ -5,6 +5,8 @@
     smsgw send-test --to +E164 ...   send one SMS through a configured carrier
     smsgw db upgrade|status          schema migrations
     smsgw pos [options]              send signed transactions (one, or a load)
+    smsgw subscribers|merchants ...  registries: add, remove, list, import, export
+    smsgw terminals list             terminals from the configuration (no keys)
 
 Every command takes ``--help``; errors name what is wrong and exit non-zero.
 """
@@ -17,6 +19,7 @@ from collections.abc import Sequence
 
 from smsgw.pos.cli import add_pos_arguments
 from smsgw.service.dbcli import add_db_commands
+from smsgw.service.registry_cli import add_registry_commands
 from smsgw.smsc.settings import add_smsc_arguments
 
 
@@ -111,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_pos_arguments(p)
     p.set_defaults(func=_pos)
+    add_registry_commands(sub)
     return parser
 
 
