@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ __all__ = [
 ]
 
 URGENT_KINDS = frozenset({"reversal"})
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 log = Logger()
 
 
@@ -92,8 +94,12 @@ class AlertPlan:
 def e164(number: str) -> str | None:
     """``number`` in E.164 when phonenumbers finds it possible, else None.
 
-    Cached: parsing costs ~11 µs, a cache hit ~0.06 µs (facts.md).
+    Cached: parsing costs ~11 µs, a cache hit ~0.06 µs (facts.md). A
+    number already written ``+`` and 7 to 15 digits (what intake-v1 accepts)
+    is in E.164 form and is taken as it is.
     """
+    if _E164.fullmatch(number):
+        return number
     try:
         parsed = phonenumbers.parse(number, None)
     except phonenumbers.NumberParseException:

@@ -30,6 +30,17 @@ class Options(usage.Options):
         except ConfigError as e:
             raise usage.UsageError(f"invalid config {self['config']}:\n{e}") from None
         logs.configure(self.loaded.logging.level, self.loaded.logging.format)
+        # Plain `twistd -n smsgw` logs to stdout at every level (debug lines
+        # per message): follow the config's level and format instead, unless
+        # the operator chose a --logger or a --logfile.
+        parent = getattr(self, "parent", None)
+        if (
+            parent is not None
+            and parent.get("logger") is None
+            and parent.get("nodaemon")
+            and parent.get("logfile") in (None, "-")
+        ):
+            parent["logger"] = "smsgw.service.logs.configured"
 
 
 def makeService(options: Options) -> IService:

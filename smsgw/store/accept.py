@@ -18,13 +18,14 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, insert, select, tuple_
+from sqlalchemy import Connection, select
 
 from smsgw.alerts.plan import AlertPlan, Merchant, Subscriber, plan_alerts
 from smsgw.intake.decide import AcceptResult
 from smsgw.intake.validate import Txn
 from smsgw.service.config_alerts import IssuerConfig
 from smsgw.store import schema as S
+from smsgw.store.query import insert_rows, pairs_in
 from smsgw.store.rows import QueuedAlert
 from smsgw.store.writer import BatchOp
 
@@ -51,11 +52,12 @@ class Accepted:
 
 
 def new_ref(now: float) -> str:
-    """A gateway reference: milliseconds in hex then 32 random bits (19 chars).
+    """A gateway reference: milliseconds in hex then 48 random bits (23 chars).
 
-    Sortable by time, unique across processes without coordination.
+    Sortable by time, unique across processes without coordination (a clash
+    needs two of ~2^24 transactions in one millisecond).
     """
-    return f"{int(now * 1000):011x}{secrets.token_hex(4)}"
+    return f"{int(now * 1000):011x}{secrets.token_hex(6)}"
 
 
 def _time(value: str | None) -> dt.time | None:
@@ -98,13 +100,15 @@ def _subscribers(
     by_hash: dict[tuple[str, str], Subscriber] = {}
     t = S.subscribers
     if tokens:
-        q = select(t).where(tuple_(t.c.issuer, t.c.card_token).in_(list(tokens)))
+        q = select(t).where(pairs_in(t.c.issuer, t.c.card_token, tokens))
         for row in conn.execute(q):
-            by_token[(row.issuer, row.card_token)] = subscriber_from_row(row)
+            if (row.issuer, row.card_token) in tokens:
+                by_token[(row.issuer, row.card_token)] = subscriber_from_row(row)
     if hashes:
-        q = select(t).where(tuple_(t.c.issuer, t.c.card_hash).in_(list(hashes)))
+        q = select(t).where(pairs_in(t.c.issuer, t.c.card_hash, hashes))
         for row in conn.execute(q):
-            by_hash[(row.issuer, row.card_hash)] = subscriber_from_row(row)
+            if (row.issuer, row.card_hash) in hashes:
+                by_hash[(row.issuer, row.card_hash)] = subscriber_from_row(row)
     return by_token, by_hash
 
 
@@ -113,8 +117,12 @@ def _merchants(
 ) -> dict[tuple[str, str], Merchant]:
     keys = {(i.issuer.name, i.txn.merchant_id) for i in items}
     t = S.merchants
-    q = select(t).where(tuple_(t.c.issuer, t.c.merchant_id).in_(list(keys)))
-    return {(r.issuer, r.merchant_id): merchant_from_row(r) for r in conn.execute(q)}
+    q = select(t).where(pairs_in(t.c.issuer, t.c.merchant_id, keys))
+    return {
+        (r.issuer, r.merchant_id): merchant_from_row(r)
+        for r in conn.execute(q)
+        if (r.issuer, r.merchant_id) in keys
+    }
 
 
 def _known(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Any]:
@@ -122,8 +130,12 @@ def _known(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str]
         return {}
     t = S.transactions
     q = select(t.c.terminal_id, t.c.txn_id, t.c.ref, t.c.content_digest, t.c.alerts)
-    q = q.where(tuple_(t.c.terminal_id, t.c.txn_id).in_(list(keys)))
-    return {(r.terminal_id, r.txn_id): r for r in conn.execute(q)}
+    q = q.where(pairs_in(t.c.terminal_id, t.c.txn_id, keys))
+    return {
+        (r.terminal_id, r.txn_id): r
+        for r in conn.execute(q)
+        if (r.terminal_id, r.txn_id) in keys
+    }
 
 
 def make_accept_op(
@@ -191,10 +203,8 @@ def make_accept_op(
             result = AcceptResult("accepted", ref, len(plans))
             seen[key] = (txn.content_digest, result)
             out.append(Accepted(result, queued))
-        if txn_rows:
-            conn.execute(insert(S.transactions), txn_rows)
-        if alert_rows:
-            conn.execute(insert(S.alerts), alert_rows)
+        insert_rows(conn, S.transactions, txn_rows)
+        insert_rows(conn, S.alerts, alert_rows)
         return out
 
     return BatchOp("accept", run)

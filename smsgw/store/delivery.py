@@ -20,10 +20,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, insert, or_, select, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
 
 from smsgw.codec.constants import FINAL_STATS
 from smsgw.store import schema as S
+from smsgw.store.query import pairs_in
 from smsgw.store.rows import AlertUpdate, QueuedAlert, ReceiptRecord, Sent, SentPart
 from smsgw.store.writer import BatchOp
 
@@ -109,7 +110,7 @@ def _apply_receipts(
     rows = conn.execute(
         select(
             p.c.alert_id, p.c.part_no, p.c.carrier, p.c.message_id, p.c.status
-        ).where(tuple_(p.c.carrier, p.c.message_id).in_(list(keys)))
+        ).where(pairs_in(p.c.carrier, p.c.message_id, keys))
     ).all()
     by_key: dict[tuple[str, str], list[Any]] = {}
     for row in rows:
@@ -156,10 +157,10 @@ def _receipt_run(conn: Connection, items: Sequence[ReceiptRecord]) -> list[None]
     p = S.parts
     keys = {(i.carrier, i.message_id) for i in items}
     known = {
-        (r.carrier, r.message_id)
-        for r in conn.execute(
+        (row.carrier, row.message_id)
+        for row in conn.execute(
             select(p.c.carrier, p.c.message_id).where(
-                tuple_(p.c.carrier, p.c.message_id).in_(list(keys))
+                pairs_in(p.c.carrier, p.c.message_id, keys)
             )
         )
     }
@@ -253,9 +254,11 @@ def _sent_run(conn: Connection, items: Sequence[Sent]) -> list[None]:
             r.c.id, r.c.carrier, r.c.message_id, r.c.stat, r.c.error, r.c.received_at
         )
         .where(r.c.matched.is_(False))
-        .where(tuple_(r.c.carrier, r.c.message_id).in_(keys))
+        .where(pairs_in(r.c.carrier, r.c.message_id, keys))
         .order_by(r.c.id)
     ).all()
+    wanted = set(keys)
+    early = [e for e in early if (e.carrier, e.message_id) in wanted]
     if early:
         conn.execute(
             update(r).where(r.c.id.in_([e.id for e in early])).values(matched=True)

@@ -1,0 +1,288 @@
+"""End-to-end benchmark: terminals -> gateway -> SMSC simulator -> receipts.
+
+Runs by hand (not a test):
+
+    .venv/bin/python bench/pipeline.py [--count 20000] [--connections 4]
+
+Three processes on this machine: the SMSC simulator (``smsgw smsc``), the
+gateway (``twistd smsgw``, SQLite with durable commits: WAL, synchronous=FULL,
+group commit) and this load generator (``smsgw.pos`` client). Reports:
+
+1. throughput: ``--count`` transactions over ``--connections`` pipelined
+   connections as fast as the gateway acknowledges them; alerts per second
+   end to end = alerts / (first send -> last receipt recorded in the store);
+2. latency: a steady ``--rate`` transactions per second for ``--seconds``;
+   p50/p99/max acknowledgement latency;
+3. the gateway's peak RSS (VmHWM) and CPU time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import defer, reactor, task
+from twisted.internet.endpoints import TCP4ClientEndpoint
+
+from smsgw.intake.envelope import TerminalKey
+from smsgw.pos.client import IntakeClientFactory, IntakeClientProtocol
+from smsgw.pos.load import LoadStats, make_txn_body, run_load
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+KEY_HEX = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+
+CONFIG = """\
+database: {{url: "sqlite:///data/smsgw.db", commit_batch: 1000}}
+keys_dir: data/keys
+intake: {{listen: "tcp:{intake}:interface=127.0.0.1", max_skew: 3600}}
+terminals:
+  - {{id: T1001, key: "{key}"}}
+carriers:
+  - name: sim
+    connect: "tcp:host=127.0.0.1:port={smpp}"
+    system_id: smsgw
+    password: secret
+    source_addr: "95588"
+    profile: smsgw-sim
+    tps: 100000
+    window: {window}
+    routes: ["+"]
+issuers:
+  - name: default
+    signature: {{zh: "示例银行", en: "Demo Bank"}}
+dispatch: {{node: bench}}
+logging: {{level: warn, format: text}}
+"""
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (a benchmark may race for it; tests never do)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"nothing listens on {port} after {timeout} s")
+
+
+def proc_status(pid: int) -> dict[str, str]:
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        out[key] = value.strip()
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def delivered(db: Path) -> tuple[int, int]:
+    """(alerts, delivered alerts) as the store has committed them."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+        total = conn.execute("select count(*) from alerts").fetchone()[0]
+        done = conn.execute(
+            "select count(*) from alerts where status = 'delivered'"
+        ).fetchone()[0]
+    return int(total), int(done)
+
+
+@defer.inlineCallbacks
+def load(
+    port: int,
+    count: int,
+    connections: int,
+    window: int,
+    rate: float | None,
+    run_id: str,
+) -> Any:
+    key = TerminalKey(bytes.fromhex(KEY_HEX))
+    rng = random.Random(7)
+    now = time.time()
+    msisdns = [f"+86138{n:08d}" for n in range(count)]  # one alert per txn
+
+    def connect() -> defer.Deferred[IntakeClientProtocol]:
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
+        d = endpoint.connect(IntakeClientFactory("T1001", key, reactor, timeout=60))
+        return d  # type: ignore[return-value]
+
+    def body(i: int) -> dict[str, Any]:
+        b = make_txn_body(
+            i, rng, terminal="T1001", now=now, run_id=run_id, msisdns=msisdns
+        )
+        b["msisdn"] = msisdns[i]
+        b.pop("orig_txn_id", None)
+        if b["kind"] in ("refund", "reversal"):
+            b["kind"] = "purchase"
+        return b
+
+    stats: LoadStats = yield run_load(
+        reactor,
+        connect,
+        count=count,
+        rate=rate,
+        connections=connections,
+        window=window,
+        terminal="T1001",
+        key=key,
+        make_body=body,
+    )
+    return stats
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=20000)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument(
+        "--window", type=int, default=500, help="pipelined per connection"
+    )
+    parser.add_argument("--smpp-window", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--profile", metavar="FILE", help="cProfile the gateway's reactor thread"
+    )
+    ns = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="smsgw-bench-"))
+    smpp, intake = free_port(), free_port()
+    (work / "smsgw.yaml").write_text(
+        CONFIG.format(intake=intake, smpp=smpp, key=KEY_HEX, window=ns.smpp_window)
+    )
+    env = dict(os.environ, PYTHONPATH=f"{ROOT / 'twistd_plugins'}{os.pathsep}{ROOT}")
+    subprocess.run(
+        [BIN / "smsgw", "db", "upgrade", "--config", "smsgw.yaml"],
+        cwd=work,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    smsc = subprocess.Popen(
+        [
+            BIN / "smsgw",
+            "smsc",
+            "--listen",
+            f"tcp:{smpp}:interface=127.0.0.1",
+            "--receipt-delay",
+            "0.05",
+            "--log-level",
+            "warn",
+        ],
+        cwd=work,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    wait_port(smpp)
+    profile = (
+        ["--profile", ns.profile, "--profiler", "cprofile", "--savestats"]
+        if ns.profile
+        else []
+    )
+    gw = subprocess.Popen(
+        [
+            BIN / "twistd",
+            "-n",
+            "--pidfile=",
+            *profile,
+            "smsgw",
+            "--config",
+            "smsgw.yaml",
+        ],
+        cwd=work,
+        env=env,
+        stdout=(work / "gateway.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    wait_port(intake)
+    time.sleep(1.0)  # the bind to the simulator
+    db = work / "data" / "smsgw.db"
+    results: dict[str, Any] = {}
+
+    @defer.inlineCallbacks
+    def run() -> Any:
+        try:
+            cpu0 = cpu_seconds(gw.pid)
+            t0 = time.monotonic()
+            stats = yield load(
+                intake, ns.count, ns.connections, ns.window, None, "tput"
+            )
+            t_acked = time.monotonic()
+            while True:
+                total, done = delivered(db)
+                if done >= stats.alerts:
+                    break
+                yield task.deferLater(reactor, 0.02, lambda: None)
+            t_done = time.monotonic()
+            results["throughput"] = (
+                stats,
+                t_acked - t0,
+                t_done - t0,
+                total,
+                done,
+                cpu_seconds(gw.pid) - cpu0,
+            )
+            n = int(ns.rate * ns.seconds)
+            steady = yield load(intake, n, ns.connections, ns.window, ns.rate, "steady")
+            results["steady"] = steady
+            results["status"] = proc_status(gw.pid)
+        finally:
+            reactor.stop()
+
+    reactor.callWhenRunning(run)
+    reactor.run()
+    gw.terminate()
+    smsc.terminate()
+    gw.wait(30)
+    smsc.wait(30)
+
+    stats, acked_s, done_s, total, done, cpu = results["throughput"]
+    print(
+        f"throughput: {ns.count} txns over {ns.connections} connections "
+        f"(window {ns.window} each), SQLite WAL synchronous=FULL, group commit"
+    )
+    print(f"  acks: {dict(stats.by_status)}  alerts: {stats.alerts}")
+    print(f"  all acked in {acked_s:.2f} s = {stats.answered / acked_s:,.0f} txns/s")
+    print(
+        f"  last receipt recorded after {done_s:.2f} s: "
+        f"{done / done_s:,.0f} alerts/s end to end ({done}/{total} delivered)"
+    )
+    print(
+        f"  gateway CPU {cpu:.1f} s = {cpu / done_s * 100:.0f}% of a core, "
+        f"{cpu / max(done, 1) * 1e6:.0f} µs per alert"
+    )
+    steady: LoadStats = results["steady"]
+    print(
+        f"steady {ns.rate:.0f} txns/s for {ns.seconds:.0f} s: "
+        f"{dict(steady.by_status)} rate {steady.rate:,.0f}/s"
+    )
+    print(
+        f"  ack latency p50 {steady.p50 * 1000:.2f} ms  "
+        f"p99 {steady.p99 * 1000:.2f} ms  max {steady.max * 1000:.2f} ms"
+    )
+    status = results["status"]
+    print(f"gateway peak RSS {status['VmHWM']} (now {status['VmRSS']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
