@@ -91,6 +91,17 @@ def proc_status(pid: int) -> dict[str, str]:
     return out
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds per thread (name/tid) of process ``pid``."""
+    out: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for task_dir in Path(f"/proc/{pid}/task").iterdir():
+        name = f"{(task_dir / 'comm').read_text().strip()}/{task_dir.name}"
+        fields = (task_dir / "stat").read_text().rsplit(")", 1)[1].split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -222,6 +233,7 @@ def main() -> int:
     def run() -> Any:
         try:
             cpu0 = cpu_seconds(gw.pid)
+            threads0 = thread_cpu(gw.pid)
             t0 = time.monotonic()
             stats = yield load(
                 intake, ns.count, ns.connections, ns.window, None, "tput"
@@ -241,6 +253,10 @@ def main() -> int:
                 done,
                 cpu_seconds(gw.pid) - cpu0,
             )
+            threads = thread_cpu(gw.pid)
+            results["threads"] = {
+                k: v - threads0.get(k, 0.0) for k, v in threads.items()
+            }
             n = int(ns.rate * ns.seconds)
             steady = yield load(intake, n, ns.connections, ns.window, ns.rate, "steady")
             results["steady"] = steady
@@ -270,6 +286,12 @@ def main() -> int:
         f"  gateway CPU {cpu:.1f} s = {cpu / done_s * 100:.0f}% of a core, "
         f"{cpu / max(done, 1) * 1e6:.0f} µs per alert"
     )
+    per_thread = ", ".join(
+        f"{name} {seconds / max(done, 1) * 1e6:.0f}"
+        for name, seconds in sorted(results["threads"].items())
+        if seconds > 0.05
+    )
+    print(f"  µs per alert by thread: {per_thread}")
     steady: LoadStats = results["steady"]
     print(
         f"steady {ns.rate:.0f} txns/s for {ns.seconds:.0f} s: "

@@ -274,7 +274,12 @@ class Dispatcher:
         deadline = min(job.alert.expires_at, now + self.submit_wait)
         ds = [link.submit(pdu, deadline) for _, pdu in parts]
         numbers = [n for n, _ in parts]
-        gathered = defer.gatherResults(ds, consumeErrors=True)
+        if len(ds) == 1:  # most alerts: skip gatherResults' bookkeeping
+            gathered: defer.Deferred[list[SubmitOutcome]] = ds[0].addCallback(
+                lambda outcome: [outcome]
+            )
+        else:
+            gathered = defer.gatherResults(ds, consumeErrors=True)
         gathered.addCallback(self._answered, job, link, numbers)
         gathered.addErrback(lambda f: log.failure("dispatch failed", f))
 
@@ -301,13 +306,6 @@ class Dispatcher:
             parts = tuple(SentPart(n, m) for n, m in sorted(job.accepted.items()))
             d = self._write(
                 sent_op, Sent(job.alert.id, link.name, parts, job.attempts, now)
-            )
-            log.debug(
-                "submitted ref={ref} alert={alert} carrier={carrier} parts={parts}",
-                ref=job.alert.ref,
-                alert=job.alert.id,
-                carrier=link.name,
-                parts=total,
             )
         elif worst is not None and is_permanent(worst):
             d = self._finish(job, S.FAILED, describe(worst), now, link.name)

@@ -229,12 +229,6 @@ class Gateway(MultiService):
     def receipt_received(self, event: ReceiptEvent) -> Answer:
         """Store a receipt; answer the SMSC only once it is committed."""
         r = event.receipt
-        log.debug(
-            "receipt carrier={carrier} message_id={message_id} state={state}",
-            carrier=event.carrier,
-            message_id=event.message_id,
-            state=r.state,
-        )
         record = ReceiptRecord(
             event.carrier, event.message_id, r.state, r.error, self.reactor.seconds()
         )

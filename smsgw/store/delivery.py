@@ -20,11 +20,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, or_, select, update
 
 from smsgw.codec.constants import FINAL_STATS
 from smsgw.store import schema as S
-from smsgw.store.query import pairs_in
+from smsgw.store.query import insert_rows, run_many, select_pairs
 from smsgw.store.rows import AlertUpdate, QueuedAlert, ReceiptRecord, Sent, SentPart
 from smsgw.store.writer import BatchOp
 
@@ -86,86 +86,91 @@ def _settle_alerts(conn: Connection, alert_ids: set[str], now: float) -> None:
         if status == S.DELIVERED and len(statuses) < parts_wanted.get(alert_id, 0):
             status = S.SUBMITTED
         if status != S.SUBMITTED:
-            changes.append({"b_id": alert_id, "b_status": status, "b_now": now})
-    if changes:
-        conn.execute(
-            update(a)
-            .where(and_(a.c.id == bindparam("b_id"), a.c.status == S.SUBMITTED))
-            .values(status=bindparam("b_status"), updated_at=bindparam("b_now")),
-            changes,
-        )
+            changes.append((status, now, alert_id))
+    run_many(
+        conn,
+        "UPDATE alerts SET status = ?, updated_at = ? "
+        "WHERE id = ? AND status = 'submitted'",
+        changes,
+    )
+
+
+_PART_ROWS = (
+    "SELECT p.carrier, p.message_id, p.alert_id, p.part_no, p.status, a.parts "
+    "FROM parts p JOIN alerts a ON a.id = p.alert_id WHERE {where}"
+)
 
 
 def _apply_receipts(
-    conn: Connection, receipts: Sequence[tuple[str, str, str, str | None, float]]
-) -> set[str]:
-    """Apply (carrier, message_id, stat, error, at) to parts not yet final.
-
-    Returns the ids of the alerts whose parts changed.
-    """
+    conn: Connection,
+    receipts: Sequence[tuple[str, str, str, str | None, float]],
+    rows: Sequence[Any] | None = None,
+) -> None:
+    """Apply (carrier, message_id, stat, error, at) to parts not yet final,
+    then settle their alerts. ``rows``: the parts already read (as
+    `_PART_ROWS` returns them), else they are read here."""
     if not receipts:
-        return set()
-    p = S.parts
-    keys = {(c, m) for c, m, _, _, _ in receipts}
-    rows = conn.execute(
-        select(
-            p.c.alert_id, p.c.part_no, p.c.carrier, p.c.message_id, p.c.status
-        ).where(pairs_in(p.c.carrier, p.c.message_id, keys))
-    ).all()
+        return
+    if rows is None:
+        rows = select_pairs(
+            conn,
+            _PART_ROWS,
+            "p.carrier",
+            "p.message_id",
+            {(c, m) for c, m, *_ in receipts},
+        )
     by_key: dict[tuple[str, str], list[Any]] = {}
     for row in rows:
-        by_key.setdefault((row.carrier, row.message_id), []).append(row)
-    changes: dict[tuple[str, int], dict[str, Any]] = {}
+        by_key.setdefault((row[0], row[1]), []).append(row)
+    changes: dict[tuple[str, int], tuple[str, str | None, float, str, int]] = {}
+    single: dict[str, tuple[str, float]] = {}
+    multi: set[str] = set()
     for carrier, message_id, stat, error, at in receipts:
-        for row in by_key.get((carrier, message_id), ()):
-            pk = (row.alert_id, row.part_no)
-            current = changes.get(pk, {}).get("b_status", row.status)
+        for _, _, alert_id, part_no, status_now, parts in by_key.get(
+            (carrier, message_id), ()
+        ):
+            pk = (alert_id, part_no)
+            current = changes[pk][0] if pk in changes else status_now
             if current in _PART_FINAL:
                 continue  # final states stay final; duplicates change nothing
             status = part_status(stat)
             if status == S.SUBMITTED:
                 continue
-            changes[pk] = {
-                "b_alert": row.alert_id,
-                "b_part": row.part_no,
-                "b_status": status,
-                "b_error": error,
-                "b_at": at,
-            }
-    if changes:
-        conn.execute(
-            update(p)
-            .where(
-                and_(
-                    p.c.alert_id == bindparam("b_alert"),
-                    p.c.part_no == bindparam("b_part"),
-                    p.c.status == S.SUBMITTED,
-                )
-            )
-            .values(
-                status=bindparam("b_status"),
-                error=bindparam("b_error"),
-                done_at=bindparam("b_at"),
-            ),
-            list(changes.values()),
-        )
-    return {c["b_alert"] for c in changes.values()}
+            changes[pk] = (status, error, at, alert_id, part_no)
+            if parts == 1:
+                single[alert_id] = (status, at)
+            else:
+                multi.add(alert_id)
+    run_many(
+        conn,
+        "UPDATE parts SET status = ?, error = ?, done_at = ? "
+        "WHERE alert_id = ? AND part_no = ? AND status = 'submitted'",
+        list(changes.values()),
+    )
+    # A one-part alert takes its part's final state; longer ones are settled
+    # from all their parts.
+    run_many(
+        conn,
+        "UPDATE alerts SET status = ?, updated_at = ? "
+        "WHERE id = ? AND status = 'submitted'",
+        [(status, at, alert_id) for alert_id, (status, at) in single.items()],
+    )
+    if multi:
+        _settle_alerts(conn, multi, max(at for *_, at in receipts))
 
 
 def _receipt_run(conn: Connection, items: Sequence[ReceiptRecord]) -> list[None]:
-    r = S.receipts
-    p = S.parts
-    keys = {(i.carrier, i.message_id) for i in items}
-    known = {
-        (row.carrier, row.message_id)
-        for row in conn.execute(
-            select(p.c.carrier, p.c.message_id).where(
-                pairs_in(p.c.carrier, p.c.message_id, keys)
-            )
-        )
-    }
-    conn.execute(
-        insert(r),
+    rows = select_pairs(
+        conn,
+        _PART_ROWS,
+        "p.carrier",
+        "p.message_id",
+        {(i.carrier, i.message_id) for i in items},
+    )
+    known = {(row[0], row[1]) for row in rows}
+    insert_rows(
+        conn,
+        S.receipts,
         [
             {
                 "carrier": i.carrier,
@@ -178,10 +183,9 @@ def _receipt_run(conn: Connection, items: Sequence[ReceiptRecord]) -> list[None]
             for i in items
         ],
     )
-    changed = _apply_receipts(
-        conn, [(i.carrier, i.message_id, i.stat, i.error, i.now) for i in items]
+    _apply_receipts(
+        conn, [(i.carrier, i.message_id, i.stat, i.error, i.now) for i in items], rows
     )
-    _settle_alerts(conn, changed, max(i.now for i in items))
     return [None] * len(items)
 
 
@@ -207,67 +211,48 @@ def _insert_parts(
 
 
 def _sent_run(conn: Connection, items: Sequence[Sent]) -> list[None]:
-    a, p, r = S.alerts, S.parts, S.receipts
-    ids = [i.alert_id for i in items]
-    # Parts recorded on an earlier attempt (a partly sent alert) are kept.
-    existing = {
-        (r.alert_id, r.part_no)
-        for r in conn.execute(
-            select(p.c.alert_id, p.c.part_no).where(p.c.alert_id.in_(ids))
-        )
-    }
+    p, r = S.parts, S.receipts
+    # Parts recorded on an earlier attempt (a partly sent alert) are kept;
+    # only an alert tried before can have some.
+    again = [i.alert_id for i in items if i.attempts > 1]
+    existing = (
+        {
+            (row.alert_id, row.part_no)
+            for row in conn.execute(
+                select(p.c.alert_id, p.c.part_no).where(p.c.alert_id.in_(again))
+            )
+        }
+        if again
+        else set()
+    )
     rows = [
         row
         for i in items
         for row in _insert_parts(conn, i.alert_id, i.carrier, i.parts, i.now)
         if (row["alert_id"], row["part_no"]) not in existing
     ]
-    if rows:
-        conn.execute(insert(p), rows)
-    conn.execute(
-        update(a)
-        .where(and_(a.c.id == bindparam("b_id"), a.c.status == S.QUEUED))
-        .values(
-            status=S.SUBMITTED,
-            carrier=bindparam("b_carrier"),
-            attempts=bindparam("b_attempts"),
-            parts=bindparam("b_parts"),
-            updated_at=bindparam("b_now"),
-            claimed_by=None,
-            claimed_until=None,
-        ),
-        [
-            {
-                "b_id": i.alert_id,
-                "b_carrier": i.carrier,
-                "b_attempts": i.attempts,
-                "b_parts": len(i.parts),
-                "b_now": i.now,
-            }
-            for i in items
-        ],
+    insert_rows(conn, p, rows)
+    run_many(
+        conn,
+        "UPDATE alerts SET status = 'submitted', carrier = ?, attempts = ?, "
+        "parts = ?, updated_at = ?, claimed_by = NULL, claimed_until = NULL "
+        "WHERE id = ? AND status = 'queued'",
+        [(i.carrier, i.attempts, len(i.parts), i.now, i.alert_id) for i in items],
     )
     # Receipts that came before their submit_sm_resp.
-    keys = [(i.carrier, part.message_id) for i in items for part in i.parts]
-    early = conn.execute(
-        select(
-            r.c.id, r.c.carrier, r.c.message_id, r.c.stat, r.c.error, r.c.received_at
-        )
-        .where(r.c.matched.is_(False))
-        .where(pairs_in(r.c.carrier, r.c.message_id, keys))
-        .order_by(r.c.id)
-    ).all()
-    wanted = set(keys)
-    early = [e for e in early if (e.carrier, e.message_id) in wanted]
+    early = select_pairs(
+        conn,
+        "SELECT carrier, message_id, id, stat, error, received_at FROM receipts "
+        "WHERE NOT matched AND {where} ORDER BY id",
+        "carrier",
+        "message_id",
+        [(i.carrier, part.message_id) for i in items for part in i.parts],
+    )
     if early:
         conn.execute(
-            update(r).where(r.c.id.in_([e.id for e in early])).values(matched=True)
+            update(r).where(r.c.id.in_([e[2] for e in early])).values(matched=True)
         )
-        changed = _apply_receipts(
-            conn,
-            [(e.carrier, e.message_id, e.stat, e.error, e.received_at) for e in early],
-        )
-        _settle_alerts(conn, changed, max(i.now for i in items))
+        _apply_receipts(conn, [(e[0], e[1], e[3], e[4], e[5]) for e in early])
     return [None] * len(items)
 
 
@@ -275,7 +260,7 @@ sent_op: BatchOp[Sent, None] = BatchOp("sent", _sent_run)
 
 
 def _update_run(conn: Connection, items: Sequence[AlertUpdate]) -> list[None]:
-    a, p = S.alerts, S.parts
+    p = S.parts
     part_rows = [
         row
         for i in items
@@ -292,27 +277,20 @@ def _update_run(conn: Connection, items: Sequence[AlertUpdate]) -> list[None]:
             )
         }
         new = [r for r in part_rows if (r["alert_id"], r["part_no"]) not in existing]
-        if new:
-            conn.execute(insert(p), new)
-    conn.execute(
-        update(a)
-        .where(and_(a.c.id == bindparam("b_id"), a.c.status == S.QUEUED))
-        .values(
-            status=bindparam("b_status"),
-            attempts=bindparam("b_attempts"),
-            last_error=bindparam("b_error"),
-            not_before=bindparam("b_not_before"),
-            updated_at=bindparam("b_now"),
-        ),
+        insert_rows(conn, p, new)
+    run_many(
+        conn,
+        "UPDATE alerts SET status = ?, attempts = ?, last_error = ?, "
+        "not_before = ?, updated_at = ? WHERE id = ? AND status = 'queued'",
         [
-            {
-                "b_id": i.alert_id,
-                "b_status": i.status,
-                "b_attempts": i.attempts,
-                "b_error": (i.last_error or "")[:200] or None,
-                "b_not_before": i.not_before,
-                "b_now": i.now,
-            }
+            (
+                i.status,
+                i.attempts,
+                (i.last_error or "")[:200] or None,
+                i.not_before,
+                i.now,
+                i.alert_id,
+            )
             for i in items
         ],
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -32,31 +33,72 @@ def pairs_in(
 _INSERT_SQL: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
 
 
+def _generated(column: Any) -> bool:
+    """An integer primary key the database numbers itself."""
+    return bool(column.primary_key and column.autoincrement is True)
+
+
 def insert_sql(conn: Connection, table: Table) -> tuple[str, tuple[str, ...]]:
-    """A plain driver-level INSERT for every column of ``table``, and the
-    column order its parameter tuples follow."""
-    dialect = conn.dialect.name
-    key = (dialect, table.name)
+    """A plain driver-level INSERT for the columns of ``table`` (all but a
+    self-numbered key), and the column order its parameter tuples follow."""
+    key = (conn.dialect.name, table.name)
     found = _INSERT_SQL.get(key)
     if found is None:
-        columns = tuple(c.name for c in table.columns)
-        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-        sql = (
+        columns = tuple(c.name for c in table.columns if not _generated(c))
+        sql = driver_sql(
+            conn,
             f"INSERT INTO {table.name} ({', '.join(columns)}) "
-            f"VALUES ({', '.join([mark] * len(columns))})"
+            f"VALUES ({', '.join(['?'] * len(columns))})",
         )
         found = _INSERT_SQL[key] = (sql, columns)
     return found
 
 
+def driver_sql(conn: Connection, sql: str) -> str:
+    """``sql`` written with ``?`` placeholders, in the driver's own style."""
+    return sql if conn.dialect.paramstyle == "qmark" else sql.replace("?", "%s")
+
+
 def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert ``rows`` (every column given) with one driver executemany.
+    """Insert ``rows`` with one driver executemany.
 
     SQLAlchemy Core's executemany costs ~15 µs of parameter processing per
-    row here; the hot path's inserts are plain values (str, int, float,
-    bytes, bool, None) that the drivers take as they are.
+    row here; the hot path's values are plain (str, int, float, bytes, bool,
+    None) and the drivers take them as they are.
     """
     if not rows:
         return
     sql, columns = insert_sql(conn, table)
-    conn.exec_driver_sql(sql, [tuple(row[c] for c in columns) for row in rows])
+    values = operator.itemgetter(*columns)
+    conn.exec_driver_sql(sql, [values(row) for row in rows])
+
+
+def run_many(conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Run ``sql`` (``?`` placeholders) once per parameter tuple, at driver level."""
+    if rows:
+        conn.exec_driver_sql(driver_sql(conn, sql), list(rows))
+
+
+def select_pairs(
+    conn: Connection, sql: str, a: str, b: str, pairs: Iterable[tuple[str, str]]
+) -> list[Any]:
+    """Run ``sql`` (with ``{where}`` where the pair condition goes) for
+    ``a IN (...) AND b IN (...)`` at driver level; return only the rows whose
+    first two columns are one of ``pairs``.
+
+    Driver-level: SQLAlchemy renders an expanding IN of 500 values anew on
+    every call, which costs more than the query here.
+    """
+    wanted = set(pairs)
+    if not wanted:
+        return []
+    firsts = sorted({x for x, _ in wanted})
+    seconds = sorted({y for _, y in wanted})
+    where = (
+        f"{a} IN ({', '.join(['?'] * len(firsts))}) "
+        f"AND {b} IN ({', '.join(['?'] * len(seconds))})"
+    )
+    rows = conn.exec_driver_sql(
+        driver_sql(conn, sql.format(where=where)), tuple(firsts + seconds)
+    ).fetchall()
+    return [row for row in rows if (row[0], row[1]) in wanted]

@@ -10,6 +10,11 @@ Card data: ``masked_pan`` (first 6 / last 4 at most) and ``card_hash`` (a
 keyed hash written ``<key id>:<hex>``) only; never a full PAN, track data or
 CVV. Alembic revisions in ``migrations/versions`` create exactly these tables;
 a test compares them.
+
+Indexes are few on purpose: every index costs each insert on the hot path
+(accept, parts, receipts). Refs and alert ids sort by time, so ranges over
+the primary keys serve time-window queries; an alert's id starts with its
+transaction's ref.
 """
 
 from __future__ import annotations
@@ -75,8 +80,6 @@ transactions = Table(
     Column("alerts", Integer, nullable=False),
     Column("received_at", Float, nullable=False),
     UniqueConstraint("terminal_id", "txn_id", name="uq_transactions_terminal_txn"),
-    Index("ix_transactions_card_hash", "card_hash"),
-    Index("ix_transactions_received_at", "received_at"),
 )
 
 alerts = Table(
@@ -103,9 +106,7 @@ alerts = Table(
     Column("claimed_by", String(64)),
     Column("claimed_until", Float),
     Column("last_error", String(200)),
-    Index("ix_alerts_ref", "ref"),
     Index("ix_alerts_status_not_before", "status", "not_before"),
-    Index("ix_alerts_claimed_by", "claimed_by"),
 )
 
 parts = Table(
@@ -134,7 +135,6 @@ receipts = Table(
     Column("received_at", Float, nullable=False),
     Column("matched", Boolean, nullable=False),
     Index("ix_receipts_carrier_message", "carrier", "message_id"),
-    Index("ix_receipts_unmatched", "matched", "received_at"),
 )
 
 mo_messages = Table(

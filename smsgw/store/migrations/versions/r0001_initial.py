@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: (none)
-Create Date: 2026-11-29 09:06:35.272178
+Create Date: 2026-11-29 09:40:07.172896
 """
 
 from __future__ import annotations
@@ -71,9 +71,6 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_receipts_carrier_message", ["carrier", "message_id"], unique=False
         )
-        batch_op.create_index(
-            "ix_receipts_unmatched", ["matched", "received_at"], unique=False
-        )
 
     op.create_table(
         "subscribers",
@@ -134,12 +131,6 @@ def upgrade() -> None:
             "terminal_id", "txn_id", name="uq_transactions_terminal_txn"
         ),
     )
-    with op.batch_alter_table("transactions", schema=None) as batch_op:
-        batch_op.create_index("ix_transactions_card_hash", ["card_hash"], unique=False)
-        batch_op.create_index(
-            "ix_transactions_received_at", ["received_at"], unique=False
-        )
-
     op.create_table(
         "alerts",
         sa.Column("id", sa.String(length=32), nullable=False),
@@ -170,8 +161,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("alerts", schema=None) as batch_op:
-        batch_op.create_index("ix_alerts_claimed_by", ["claimed_by"], unique=False)
-        batch_op.create_index("ix_alerts_ref", ["ref"], unique=False)
         batch_op.create_index(
             "ix_alerts_status_not_before", ["status", "not_before"], unique=False
         )
@@ -205,21 +194,14 @@ def downgrade() -> None:
     op.drop_table("parts")
     with op.batch_alter_table("alerts", schema=None) as batch_op:
         batch_op.drop_index("ix_alerts_status_not_before")
-        batch_op.drop_index("ix_alerts_ref")
-        batch_op.drop_index("ix_alerts_claimed_by")
 
     op.drop_table("alerts")
-    with op.batch_alter_table("transactions", schema=None) as batch_op:
-        batch_op.drop_index("ix_transactions_received_at")
-        batch_op.drop_index("ix_transactions_card_hash")
-
     op.drop_table("transactions")
     with op.batch_alter_table("subscribers", schema=None) as batch_op:
         batch_op.drop_index("ix_subscribers_msisdn")
 
     op.drop_table("subscribers")
     with op.batch_alter_table("receipts", schema=None) as batch_op:
-        batch_op.drop_index("ix_receipts_unmatched")
         batch_op.drop_index("ix_receipts_carrier_message")
 
     op.drop_table("receipts")
