@@ -1,215 +1,149 @@
-"""Crash recovery: the gateway process is killed with SIGKILL under load.
+"""End to end with a real gateway process: crash, SMSC outage, card data.
 
-The SMSC simulator runs in the test process (so it outlives the gateway);
-the gateway runs under twistd in a child process on an SQLite store. Four
-pipelined connections send transactions; after enough acks the gateway is
-killed; it is started again on the same store. Every transaction that was
-acknowledged ``accepted`` must have its alert reach the simulator, and
-alerts sent twice are bounded by the submit window.
+See tests/gateway_harness.py for the set-up (SMSC in the test process,
+gateway under twistd in a child process on SQLite).
 """
 
 from __future__ import annotations
 
-import os
-import re
+import random
 import signal
-import subprocess
-import sys
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 import pytest_twisted
-from twisted.internet import defer, protocol, reactor
-from twisted.internet.endpoints import TCP4ClientEndpoint
-from twisted.protocols.basic import Int32StringReceiver
+from twisted.internet import defer, reactor
 
-from smsgw.intake.envelope import TerminalKey, request_frame
-from smsgw.smsc.service import make_smsc_service
-from smsgw.smsc.settings import SmscSettings
+from smsgw.pos import cards
+from tests.gateway_harness import WINDOW, body, connect, msisdn, start
 from tests.test_loopback import wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
-KEY_HEX = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
-KEY = TerminalKey(bytes.fromhex(KEY_HEX))
-WINDOW = 100
-
-CONFIG = """\
-database: {{url: "sqlite:///data/smsgw.db"}}
-keys_dir: data/keys
-intake: {{listen: "tcp:0:interface=127.0.0.1"}}
-terminals:
-  - {{id: T1001, key: "{key}"}}
-carriers:
-  - name: sim
-    connect: "tcp:host=127.0.0.1:port={port}"
-    system_id: smsgw
-    password: secret
-    source_addr: "95588"
-    profile: smsgw-sim
-    tps: 20000
-    window: {window}
-    reconnect_initial: 0.2
-    routes: ["+"]
-dispatch: {{node: crash-test, poll_interval: 0.2}}
-logging: {{level: info, format: text}}
-"""
+pytestmark = [pytest.mark.slow, pytest.mark.loopback]
 
 
-class Client(Int32StringReceiver):
-    """A pipelining terminal that records which txn_ids were accepted."""
-
-    MAX_LENGTH = 65536
-
-    def __init__(self, accepted: set[str]) -> None:
-        self.accepted = accepted
-        self.sent: deque[str] = deque()
-        self.lost: defer.Deferred[None] = defer.Deferred()
-
-    def send(self, body: dict[str, Any]) -> None:
-        self.sent.append(body["txn_id"])
-        self.transport.write(request_frame("T1001", body, KEY))  # type: ignore[union-attr]
-
-    def stringReceived(self, string: bytes) -> None:
-        body = orjson.loads(orjson.loads(string)["body"])
-        txn_id = self.sent.popleft()
-        assert body.get("txn_id") == txn_id
-        if body.get("status") in ("accepted", "duplicate"):
-            self.accepted.add(txn_id)
-
-    def connectionLost(self, reason: Any = None) -> None:
-        if not self.lost.called:
-            self.lost.callback(None)
+def _destinations(sim: Any) -> Counter[str]:
+    return Counter("+" + r.destination_addr for r in sim.factory.received)
 
 
-def body(conn: int, i: int, now: int) -> dict[str, Any]:
-    return {
-        "type": "txn",
-        "txn_id": f"c{conn}-{i}",
-        "ts": now,
-        "kind": "purchase",
-        "amount": f"{1 + i % 500}.{i % 100:02d}",
-        "currency": "CNY",
-        "pan": "6222021234567894",
-        "merchant_id": "M001",
-        "merchant_name": "Crash Test Cafe",
-        "time": "2026-11-29T20:00:05+08:00",
-        "msisdn": msisdn(conn, i),
-        "lang": "en",
-    }
+def _wanted(acked: set[str]) -> set[str]:
+    return {msisdn(int(t[1]), int(t.split("-")[1])) for t in acked}
 
 
-def msisdn(conn: int, i: int) -> str:
-    return f"+8613{conn}{i:07d}"
-
-
-class Gateway:
-    """The gateway under twistd in a child process, in ``folder``."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = folder / "gateway.log"
-
-    def start(self) -> None:
-        env = dict(
-            os.environ, PYTHONPATH=str(ROOT / "twistd_plugins") + os.pathsep + str(ROOT)
-        )
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "twistd"),
-                "-n",
-                "--pidfile=",
-                "smsgw",
-                "--config",
-                "smsgw.yaml",
-            ],
-            cwd=self.folder,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self.started_at = self.log_path.stat().st_size
-
-    def intake_port(self) -> int | None:
-        text = self.log_path.read_bytes()[self.started_at :].decode(errors="replace")
-        m = re.search(r"intake listening on 127\.0\.0\.1:(\d+)", text)
-        return int(m.group(1)) if m else None
-
-    def kill(self, sig: int = signal.SIGKILL) -> defer.Deferred[None]:
-        """Send ``sig``; fires when the process has ended (the reactor keeps
-        running meanwhile: a graceful stop talks to the in-process SMSC)."""
-        proc = self.proc
-        assert proc is not None
-        os.kill(proc.pid, sig)
-        return wait_until(lambda: proc.poll() is not None, timeout=30)
-
-
-@pytest.mark.slow
-@pytest.mark.loopback
 @pytest_twisted.inlineCallbacks
 def test_sigkill_under_load_loses_no_acknowledged_alert(
     tmp_path: Path,
 ) -> Generator[Any, Any, None]:
     """After kill -9 and a restart, every accepted transaction's alert reaches the
     SMSC; alerts sent twice are at most one window."""
-    sim = make_smsc_service(
-        SmscSettings(
-            listen="tcp:0:interface=127.0.0.1",
-            receipt_delay=0.05,
-            keep_received=100_000,
-        ),
-        reactor,
-    )
-    sim.startService()
-    port = yield sim.listening
-    (tmp_path / "smsgw.yaml").write_text(
-        CONFIG.format(key=KEY_HEX, port=port.getHost().port, window=WINDOW)
-    )
-    subprocess.run(
-        [sys.executable, "-m", "smsgw.cli", "db", "upgrade", "--config", "smsgw.yaml"],
-        cwd=tmp_path,
-        check=True,
-        capture_output=True,
-    )
-    gw = Gateway(tmp_path)
-    gw.start()
+    sim, gw = yield start(tmp_path)
     try:
-        yield wait_until(lambda: gw.intake_port() is not None, timeout=30)
-        intake = gw.intake_port()
         accepted: set[str] = set()
-        clients: list[Client] = []
-        for _ in range(4):
-            c = yield TCP4ClientEndpoint(reactor, "127.0.0.1", intake).connect(
-                protocol.Factory.forProtocol(lambda: Client(accepted))
-            )
-            clients.append(c)
+        clients = yield connect(gw, accepted, 4)
         now = int(reactor.seconds())
         per_conn = 1500
         for n, c in enumerate(clients):
             for i in range(per_conn):
                 c.send(body(n, i, now))
         yield wait_until(lambda: len(accepted) >= 1000, timeout=60)
-        yield gw.kill()
+        yield gw.kill(signal.SIGKILL)
         yield defer.DeferredList([c.lost for c in clients])
         acked = set(accepted)
         assert 1000 <= len(acked) < 4 * per_conn  # killed mid-load
 
         gw.start()
         yield wait_until(lambda: gw.intake_port() is not None, timeout=30)
-        wanted = {msisdn(int(t[1]), int(t.split("-")[1])) for t in acked}
-
-        def delivered() -> set[str]:
-            return {"+" + r.destination_addr for r in sim.factory.received}
-
-        yield wait_until(lambda: wanted <= delivered(), timeout=60)
-        counts = Counter("+" + r.destination_addr for r in sim.factory.received)
-        twice = sum(1 for n in counts.values() if n > 1)
+        wanted = _wanted(acked)
+        yield wait_until(lambda: wanted <= set(_destinations(sim)), timeout=60)
+        twice = sum(1 for n in _destinations(sim).values() if n > 1)
         assert twice <= WINDOW, f"{twice} alerts sent more than once"
+    finally:
+        if gw.proc is not None and gw.proc.poll() is None:
+            yield gw.kill(signal.SIGTERM)
+        yield sim.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_smsc_dropped_mid_load_everything_delivered_after_reconnect(
+    tmp_path: Path,
+) -> Generator[Any, Any, None]:
+    """The SMSC drops every connection mid-load; after the gateway re-binds every
+    accepted alert is submitted and its receipt recorded (delivered)."""
+    sim, gw = yield start(tmp_path)
+    try:
+        accepted: set[str] = set()
+        clients = yield connect(gw, accepted, 2)
+        now = int(reactor.seconds())
+        for n, c in enumerate(clients):
+            for i in range(1000):
+                c.send(body(n, i, now))
+        yield wait_until(lambda: len(sim.factory.received) >= 300, timeout=60)
+        for session in list(sim.factory.connections):
+            session.transport.abortConnection()
+        yield wait_until(lambda: len(accepted) == 2000, timeout=60)
+        yield wait_until(lambda: gw.alerts().get("delivered", 0) == 2000, timeout=60)
+        assert _wanted(accepted) <= set(_destinations(sim))
+        assert sim.factory.binds_total >= 2  # it did bind again
+        for c in clients:
+            c.transport.loseConnection()
+    finally:
+        if gw.proc is not None and gw.proc.poll() is None:
+            yield gw.kill(signal.SIGTERM)
+        yield sim.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_no_full_pan_in_the_store_the_logs_or_the_pdus(
+    tmp_path: Path,
+) -> Generator[Any, Any, None]:
+    """After a run with realistic card numbers (12 to 19 digits, debug logging),
+    no PAN appears in the database files, the gateway's log or any PDU the
+    SMSC received (as ASCII, GSM-7 or UCS-2)."""
+    sim, gw = yield start(tmp_path, level="debug")
+    try:
+        rng = random.Random(1)
+        pans = [
+            cards.test_pan(
+                rng,
+                bin=rng.choice(["622202", "458123", "356999"]),
+                length=rng.choice([12, 15, 16, 19]),
+            )
+            for _ in range(200)
+        ]
+        accepted: set[str] = set()
+        [client] = yield connect(gw, accepted, 1)
+        now = int(reactor.seconds())
+        for i, pan in enumerate(pans):
+            client.send(body(0, i, now, pan=pan))
+        yield wait_until(lambda: len(accepted) == len(pans), timeout=60)
+        yield wait_until(
+            lambda: gw.alerts().get("delivered", 0) == len(pans), timeout=60
+        )
+        client.transport.loseConnection()
+        yield gw.kill(signal.SIGTERM)
+        blobs = {
+            path.name: path.read_bytes()
+            for path in [*(tmp_path / "data").glob("smsgw.db*"), gw.log_path]
+        }
+        for r in sim.factory.received:
+            blobs[f"pdu {r.message_id}"] = b"|".join(
+                [r.source_addr.encode(), r.destination_addr.encode(), r.short_message]
+                + [t.value for t in r.tlvs]
+            )
+        assert len(blobs) > len(pans)
+        assert all(blobs.values())
+        for pan in pans:
+            forms = (pan.encode(), pan.encode("utf-16-be"))
+            for name, data in blobs.items():
+                for form in forms:
+                    assert form not in data, f"a PAN is in {name}"
+        # ... while each alert does show its card's last 4 digits.
+        first = [
+            r for r in sim.factory.received if "+" + r.destination_addr == msisdn(0, 0)
+        ]
+        assert pans[0][-4:].encode() in first[0].short_message
     finally:
         if gw.proc is not None and gw.proc.poll() is None:
             yield gw.kill(signal.SIGTERM)
