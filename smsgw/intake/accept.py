@@ -74,7 +74,7 @@ class StoreAcceptor:
         item = AcceptItem(
             terminal_id=terminal.id,
             may_supply_msisdn=terminal.may_supply_msisdn,
-            issuer=self.issuer_for(terminal, txn),
+            issuer=self.issuer_for(terminal, txn).name,
             txn=txn,
             now=self.clock.seconds(),
         )

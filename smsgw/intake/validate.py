@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Final, NoReturn, Protocol
 
 import orjson
+from typing_extensions import override
 
 from smsgw.intake.envelope import IntakeError
 from smsgw.intake.iso4217 import MINOR_UNITS
@@ -114,6 +115,15 @@ class Txn:
     orig_txn_id: str | None
     issuer: str | None
     content_digest: bytes
+
+    @override
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # To the store process: a plain tuple pickles several times faster
+        # than the default for a slotted class.
+        return (Txn, tuple(getattr(self, name) for name in _TXN_FIELDS))
+
+
+_TXN_FIELDS = tuple(f.name for f in fields(Txn))
 
 
 def json_type(value: object) -> str:

@@ -102,15 +102,16 @@ class DatabaseConfig:
     """Where the store lives and how writes are grouped into commits."""
 
     url: str = "sqlite:///data/smsgw.db"
-    commit_interval: float = 0.005
+    commit_interval: float = 0.0
     commit_batch: int = 500
+    writer: Literal["process", "thread"] = "process"
 
     @override
     def __repr__(self) -> str:
         return (
             f"DatabaseConfig(url={mask_url(self.url)!r}, "
             f"commit_interval={self.commit_interval!r}, "
-            f"commit_batch={self.commit_batch!r})"
+            f"commit_batch={self.commit_batch!r}, writer={self.writer!r})"
         )
 
 
@@ -390,8 +391,9 @@ DATABASE = section(
     DatabaseConfig,
     {
         "url": _database_url,
-        "commit_interval": number(gt=0, le=1),
+        "commit_interval": number(ge=0, le=1),
         "commit_batch": _POSITIVE_INT,
+        "writer": choice("process", "thread"),
     },
 )
 INTAKE = section(

@@ -40,6 +40,7 @@ from smsgw.store.db import check_schema, make_engine
 from smsgw.store.delivery import receipt_op
 from smsgw.store.inbound import MoRecord, mo_op
 from smsgw.store.keys import load_card_hasher
+from smsgw.store.remote import RemoteStore
 from smsgw.store.rows import QueuedAlert, ReceiptRecord
 from smsgw.store.writer import DbWriter
 
@@ -148,6 +149,9 @@ class Gateway(MultiService):
             reactor,
             max_batch=cfg.database.commit_batch,
             linger=cfg.database.commit_interval,
+            remote=RemoteStore(cfg.database.url)
+            if cfg.database.writer == "process"
+            else None,
         )
         _WriterService(self.writer).setServiceParent(self)
         if cfg.simulator.enabled:
@@ -179,7 +183,10 @@ class Gateway(MultiService):
         self.acceptor = StoreAcceptor(
             self.writer,
             make_accept_op(
-                node=cfg.dispatch.node, lease=cfg.dispatch.lease, ttl=cfg.dispatch.ttl
+                node=cfg.dispatch.node,
+                lease=cfg.dispatch.lease,
+                ttl=cfg.dispatch.ttl,
+                issuers=cfg.issuers,
             ),
             cfg.issuers,
             reactor,

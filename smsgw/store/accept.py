@@ -13,9 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Connection
@@ -36,23 +35,30 @@ __all__ = ["AcceptItem", "Accepted", "make_accept_op", "new_ref"]
 _random = random.Random()
 
 
-@dataclass(frozen=True, slots=True)
-class AcceptItem:
-    """One valid transaction to commit."""
+class AcceptItem(NamedTuple):
+    """One valid transaction to commit.
+
+    ``issuer``: the profile, or its name (resolved by the operation; the
+    name is what the gateway sends to the store process).
+    """
 
     terminal_id: str
     may_supply_msisdn: bool
-    issuer: IssuerConfig
+    issuer: IssuerConfig | str
     txn: Txn
     now: float
 
 
-@dataclass(frozen=True, slots=True)
-class Accepted:
+class Accepted(NamedTuple):
     """The answer for one item, and the alerts it queued (for dispatch)."""
 
     result: AcceptResult
     queued: tuple[QueuedAlert, ...] = ()
+
+
+def _name(item: AcceptItem) -> str:
+    issuer = item.issuer
+    return issuer if isinstance(issuer, str) else issuer.name
 
 
 def new_ref(now: float) -> str:
@@ -121,9 +127,7 @@ def _subscribers(
 ) -> tuple[dict[tuple[str, str], Subscriber], dict[tuple[str, str], Subscriber]]:
     found: dict[str, dict[tuple[str, str], Subscriber]] = {}
     for key in ("card_token", "card_hash"):
-        pairs = {
-            (i.issuer.name, getattr(i.txn, key)) for i in items if getattr(i.txn, key)
-        }
+        pairs = {(_name(i), getattr(i.txn, key)) for i in items if getattr(i.txn, key)}
         found[key] = {
             (row[0], row[1]): subscriber_from_row(row)
             for row in select_pairs(conn, _SUBSCRIBERS_BY[key], "issuer", key, pairs)
@@ -134,7 +138,7 @@ def _subscribers(
 def _merchants(
     conn: Connection, items: Iterable[AcceptItem]
 ) -> dict[tuple[str, str], Merchant]:
-    keys = {(i.issuer.name, i.txn.merchant_id) for i in items}
+    keys = {(_name(i), i.txn.merchant_id) for i in items}
     return {
         (row[0], row[1]): merchant_from_row(row)
         for row in select_pairs(conn, _MERCHANTS, "issuer", "merchant_id", keys)
@@ -148,16 +152,34 @@ def _known(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str]
     }
 
 
-def make_accept_op(
-    *,
-    node: str,
-    lease: float,
-    ttl: float,
-    ref_factory: Callable[[float], str] = new_ref,
-) -> BatchOp[AcceptItem, Accepted]:
-    """The batch operation that commits valid transactions with their alerts."""
+class _AcceptRun:
+    """The accept operation's body; a plain object so that it can be pickled
+    to the store process."""
 
-    def run(conn: Connection, items: Sequence[AcceptItem]) -> list[Accepted]:
+    def __init__(
+        self,
+        node: str,
+        lease: float,
+        ttl: float,
+        ref_factory: Callable[[float], str],
+        issuers: Sequence[IssuerConfig],
+    ) -> None:
+        self.node = node
+        self.lease = lease
+        self.ttl = ttl
+        self.ref_factory = ref_factory
+        self.issuers = {i.name: i for i in issuers}
+
+    def _resolved(self, items: Sequence[AcceptItem]) -> list[AcceptItem]:
+        return [
+            i
+            if isinstance(i.issuer, IssuerConfig)
+            else i._replace(issuer=self.issuers[i.issuer])
+            for i in items
+        ]
+
+    def __call__(self, conn: Connection, items: Sequence[AcceptItem]) -> list[Accepted]:
+        items = self._resolved(items)
         known = _known(conn, {(i.terminal_id, i.txn.txn_id) for i in items})
         fresh = [i for i in items if (i.terminal_id, i.txn.txn_id) not in known]
         by_token, by_hash = _subscribers(conn, fresh) if fresh else ({}, {})
@@ -188,7 +210,7 @@ def make_accept_op(
                         Accepted(AcceptResult("conflict", first.ref, first.alerts))
                     )
                 continue
-            issuer = item.issuer.name
+            issuer = _name(item)
             sub = None
             if txn.card_token:
                 sub = by_token.get((issuer, txn.card_token))
@@ -198,16 +220,16 @@ def make_accept_op(
                 txn,
                 terminal_id=item.terminal_id,
                 may_supply_msisdn=item.may_supply_msisdn,
-                issuer=item.issuer,
+                issuer=item.issuer,  # type: ignore[arg-type]  # resolved above
                 subscriber=sub,
                 merchant=merchants.get((issuer, txn.merchant_id)),
                 now=item.now,
             )
-            ref = ref_factory(item.now)
+            ref = self.ref_factory(item.now)
             orig = originals.get((item.terminal_id, txn.orig_txn_id or ""))
             txn_rows.append(_txn_row(item, ref, len(plans), orig.ref if orig else None))
             queued = tuple(
-                _alert(ref, n, plan, item, node, lease, ttl, alert_rows)
+                _alert(ref, n, plan, item, self.node, self.lease, self.ttl, alert_rows)
                 for n, plan in enumerate(plans, 1)
             )
             result = AcceptResult("accepted", ref, len(plans))
@@ -217,7 +239,22 @@ def make_accept_op(
         insert_rows(conn, S.alerts, alert_rows)
         return out
 
-    return BatchOp("accept", run)
+
+def make_accept_op(
+    *,
+    node: str,
+    lease: float,
+    ttl: float,
+    ref_factory: Callable[[float], str] = new_ref,
+    issuers: Sequence[IssuerConfig] = (),
+) -> BatchOp[AcceptItem, Accepted]:
+    """The batch operation that commits valid transactions with their alerts.
+
+    ``issuers``: the profiles items may name instead of carrying.
+    """
+    return BatchOp(
+        "accept", _AcceptRun(node, lease, ttl, ref_factory, issuers), urgent=True
+    )
 
 
 def _txn_row(
@@ -226,7 +263,7 @@ def _txn_row(
     t = item.txn
     return {
         "ref": ref,
-        "issuer": item.issuer.name,
+        "issuer": _name(item),
         "terminal_id": item.terminal_id,
         "txn_id": t.txn_id,
         "content_digest": t.content_digest,
@@ -269,7 +306,7 @@ def _alert(
     alert = QueuedAlert(
         id=f"{ref}.{n}",
         ref=ref,
-        issuer=item.issuer.name,
+        issuer=_name(item),
         destination=plan.destination,
         text=plan.text,
         priority=plan.priority,

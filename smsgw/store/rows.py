@@ -1,12 +1,15 @@
-"""Plain records passed between the store and the reactor thread."""
+"""Plain records passed between the store and the reactor thread.
+
+NamedTuples: cheap to build on the hot path and to pickle to and from the
+store process.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class QueuedAlert:
+class QueuedAlert(NamedTuple):
     """An alert this process has claimed and is to send."""
 
     id: str
@@ -21,16 +24,14 @@ class QueuedAlert:
     attempts: int
 
 
-@dataclass(frozen=True, slots=True)
-class SentPart:
+class SentPart(NamedTuple):
     """One part the SMSC accepted, with its (normalised) message id."""
 
     part_no: int
     message_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class Sent:
+class Sent(NamedTuple):
     """Every part of an alert was accepted by ``carrier``."""
 
     alert_id: str
@@ -40,8 +41,7 @@ class Sent:
     now: float
 
 
-@dataclass(frozen=True, slots=True)
-class AlertUpdate:
+class AlertUpdate(NamedTuple):
     """An alert that was not (wholly) accepted: retry later, or a final state.
 
     ``status`` is ``queued`` (retry at ``not_before``), ``failed`` or
@@ -59,8 +59,7 @@ class AlertUpdate:
     parts: tuple[SentPart, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class ReceiptRecord:
+class ReceiptRecord(NamedTuple):
     """A delivery receipt as received (message id normalised)."""
 
     carrier: str

@@ -77,7 +77,8 @@ def test_minimal_config_gets_every_default(tmp_path: Path) -> None:
     """A config with only the required keys gets the documented defaults."""
     cfg = load(tmp_path, minimal())
     assert cfg.database.url == "sqlite:///data/smsgw.db"
-    assert (cfg.database.commit_interval, cfg.database.commit_batch) == (0.005, 500)
+    assert (cfg.database.commit_interval, cfg.database.commit_batch) == (0.0, 500)
+    assert cfg.database.writer == "process"
     assert cfg.keys_dir == Path("data/keys")
     assert (cfg.intake.max_frame, cfg.intake.max_skew) == (65536, 300)
     assert (cfg.intake.idle_timeout, cfg.intake.retention_days) == (300.0, 30)
@@ -321,7 +322,7 @@ ERROR_CASES = [
     ),
     (
         _set("database.commit_interval", 2),
-        "database.commit_interval: must be a number above 0 and at most 1, got 2",
+        "database.commit_interval: must be a number from 0 to 1, got 2",
     ),
     (
         _set("logging.level", "verbose"),

@@ -118,3 +118,25 @@ def test_store_down_answers_unavailable(tmp_path: Any) -> None:
     with pytest.raises(StoreUnavailable):
         clock.result(w.submit(INSERT, (1, "x")))
     clock.result(w.stop())
+
+
+def test_urgent_writes_commit_first_in_their_own_transaction(
+    writer: DbWriter, engine: Engine
+) -> None:
+    """Accept-like (urgent) writes taken with others are committed and answered
+    first, in a transaction of their own."""
+    order: list[str] = []
+
+    def tag(name: str) -> BatchOp[tuple[int, str], int]:
+        def run(conn: Connection, items: Sequence[tuple[int, str]]) -> list[int]:
+            order.append(name)
+            return _insert(conn, items)
+
+        return BatchOp(name, run, urgent=name == "urgent")
+
+    slow, fast = tag("later"), tag("urgent")
+    ds = [writer.submit(slow, (1, "a")), writer.submit(fast, (2, "b"))]
+    writer.start()
+    writer.clock.result(defer.gatherResults(ds))  # type: ignore[attr-defined]
+    assert order == ["urgent", "later"]
+    assert writer.commits == 2
