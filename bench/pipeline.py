@@ -250,11 +250,23 @@ def main() -> int:
     db = work / "data" / "smsgw.db"
     results: dict[str, Any] = {}
 
+    def others() -> dict[str, int]:
+        found = {"smsc": smsc.pid, "load generator": os.getpid()}
+        children = [
+            pid
+            for task_dir in Path(f"/proc/{gw.pid}/task").iterdir()
+            for pid in (task_dir / "children").read_text().split()
+        ]
+        for n, pid in enumerate(children):
+            found[f"store process {n + 1}"] = int(pid)
+        return found
+
     @defer.inlineCallbacks
     def run() -> Any:
         try:
             cpu0 = cpu_seconds(gw.pid)
             threads0 = thread_cpu(gw.pid)
+            others0 = {name: cpu_seconds(pid) for name, pid in others().items()}
             t0 = time.monotonic()
             stats = yield load(
                 intake, ns.count, ns.connections, ns.window, None, "tput"
@@ -276,6 +288,10 @@ def main() -> int:
                 done,
                 cpu_seconds(gw.pid) - cpu0,
             )
+            results["others"] = {
+                name: cpu_seconds(pid) - others0.get(name, 0.0)
+                for name, pid in others().items()
+            }
             threads = thread_cpu(gw.pid)
             results["threads"] = {
                 k: v - threads0.get(k, 0.0) for k, v in threads.items()
@@ -315,6 +331,11 @@ def main() -> int:
         if seconds > 0.05
     )
     print(f"  µs per alert by thread: {per_thread}")
+    rest = ", ".join(
+        f"{name} {seconds / max(done, 1) * 1e6:.0f}"
+        for name, seconds in results["others"].items()
+    )
+    print(f"  µs per alert in the other processes: {rest}")
     steady: LoadStats = results["steady"]
     print(
         f"steady {ns.rate:.0f} txns/s for {ns.seconds:.0f} s: "

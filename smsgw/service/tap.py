@@ -30,6 +30,9 @@ class Options(usage.Options):
         except ConfigError as e:
             raise usage.UsageError(f"invalid config {self['config']}:\n{e}") from None
         logs.configure(self.loaded.logging.level, self.loaded.logging.format)
+        problem = preflight(self.loaded)
+        if problem is not None:
+            raise usage.UsageError(problem)
         # Plain `twistd -n smsgw` logs to stdout at every level (debug lines
         # per message): follow the config's level and format instead, unless
         # the operator chose a --logger or a --logfile.
@@ -41,6 +44,35 @@ class Options(usage.Options):
             and parent.get("logfile") in (None, "-")
         ):
             parent["logger"] = "smsgw.service.logs.configured"
+
+
+def preflight(cfg: Config) -> str | None:
+    """What stops this gateway from starting (schema, keys, database), or None.
+
+    Checked before twistd daemonises, so the operator reads one line, not a
+    traceback.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from smsgw.service.config import mask_url
+    from smsgw.store.db import SchemaError, check_schema, make_engine
+    from smsgw.store.keys import KeyFileError, load_card_hasher
+
+    try:
+        engine = make_engine(cfg.database.url, hide_parameters=True)
+        try:
+            check_schema(engine)
+        finally:
+            engine.dispose()
+        load_card_hasher(cfg.keys_dir)
+    except (SchemaError, KeyFileError) as e:
+        return str(e)
+    except SQLAlchemyError as e:
+        first = str(getattr(e, "orig", None) or e).splitlines()[0]
+        return f"database {mask_url(cfg.database.url)}: {first}"
+    except OSError as e:
+        return f"{e.filename or cfg.keys_dir}: {e.strerror}"
+    return None
 
 
 def makeService(options: Options) -> IService:

@@ -65,3 +65,22 @@ def test_card_hash_key_is_generated_private_on_first_start(tmp_path: Path) -> No
     assert key.stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "keys").stat().st_mode & 0o777 == 0o700
     assert len(key.read_text().strip()) == 64
+
+
+def test_preflight_names_what_stops_the_start(tmp_path: Path) -> None:
+    """twistd's option check reports the missing schema or a loose key file in one
+    line, and nothing once both are right."""
+    from smsgw.service.tap import preflight
+
+    cfg = first_run_config(tmp_path, migrate=False)
+    assert "run `smsgw db upgrade" in (preflight(cfg) or "")
+    upgrade(make_engine(cfg.database.url))
+    assert preflight(cfg) is None
+    key = tmp_path / "keys" / "card-hash-k1.key"
+    key.chmod(0o644)
+    assert "readable by group or others" in (preflight(cfg) or "")
+    key.chmod(0o600)
+    bad = dataclasses.replace(
+        cfg, database=DatabaseConfig(url="postgresql+psycopg://nobody@127.0.0.1:1/x")
+    )
+    assert (preflight(bad) or "").startswith("database postgresql+psycopg://")

@@ -1,0 +1,201 @@
+"""Which alerts a transaction gets: numbers, preferences, quiet hours, language."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from smsgw.alerts.plan import Merchant, Subscriber, e164, plan_alerts, quiet_until
+from smsgw.intake.validate import Txn, validate_txn
+from smsgw.service.config_alerts import IssuerConfig
+
+SHANGHAI = "Asia/Shanghai"
+# 2026-11-29 23:30 in Shanghai (UTC+8) = 15:30 UTC
+LATE = dt.datetime(2026, 11, 29, 15, 30, tzinfo=dt.UTC).timestamp()
+NOON = dt.datetime(2026, 11, 29, 4, 0, tzinfo=dt.UTC).timestamp()
+ISSUER = IssuerConfig(
+    signature={"zh": "示例银行", "en": "Demo Bank"},
+    timezone=SHANGHAI,
+    large_amounts={"CNY": Decimal("5000")},
+)
+
+
+class Hasher:
+    def card_hash(self, pan: str) -> str:
+        return "k1:" + hmac.new(b"k", pan.encode(), hashlib.sha256).hexdigest()
+
+    def digest(self, data: bytes) -> bytes:
+        return hmac.new(b"k", data, hashlib.sha256).digest()
+
+
+def txn(**fields: Any) -> Txn:
+    body: dict[str, Any] = {
+        "type": "txn",
+        "txn_id": "1",
+        "ts": 1,
+        "kind": "purchase",
+        "amount": "128.50",
+        "currency": "CNY",
+        "pan": "6222021234567894",
+        "merchant_id": "M001",
+        "merchant_name": "Starbucks",
+        "time": "2026-11-29T23:30:00+08:00",
+    }
+    for k, v in fields.items():
+        if v is None:
+            body.pop(k, None)
+        else:
+            body[k] = v
+    return validate_txn(body, Hasher())
+
+
+def plan(
+    t: Txn,
+    sub: Subscriber | None = None,
+    merchant: Merchant | None = None,
+    now: float = NOON,
+    may_supply: bool = True,
+    issuer: IssuerConfig = ISSUER,
+) -> list[Any]:
+    return plan_alerts(
+        t,
+        terminal_id="T1",
+        may_supply_msisdn=may_supply,
+        issuer=issuer,
+        subscriber=sub,
+        merchant=merchant,
+        now=now,
+    )
+
+
+QUIET = Subscriber(
+    "default",
+    "+8613900000001",
+    quiet_start=dt.time(22),
+    quiet_end=dt.time(7),
+    timezone=SHANGHAI,
+)
+
+
+def test_quiet_until_crosses_midnight() -> None:
+    """22:00-07:00: at 23:30 the end is 07:00 next day; at 06:00 it is 07:00 today."""
+    end = dt.datetime(2026, 11, 30, 7, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    assert quiet_until(LATE, dt.time(22), dt.time(7), SHANGHAI) == end.timestamp()
+    six = dt.datetime(2026, 11, 29, 22, 0, tzinfo=dt.UTC).timestamp()  # 06:00 +8
+    assert quiet_until(six, dt.time(22), dt.time(7), SHANGHAI) == end.timestamp()
+    assert quiet_until(NOON, dt.time(22), dt.time(7), SHANGHAI) is None
+    assert quiet_until(NOON, dt.time(7), dt.time(7), SHANGHAI) is None
+
+
+def test_low_priority_alert_waits_for_the_end_of_quiet_hours() -> None:
+    """A small approved purchase at 23:30 is held until 07:00."""
+    [alert] = plan(txn(), QUIET, now=LATE)
+    assert alert.not_before == quiet_until(LATE, dt.time(22), dt.time(7), SHANGHAI)
+    assert alert.priority == 0
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"result": "declined"},
+        {"kind": "reversal", "orig_txn_id": "0"},
+        {"amount": "5000.00"},
+    ],
+    ids=["declined", "reversal", "large amount"],
+)
+def test_urgent_alerts_ignore_quiet_hours(fields: dict[str, Any]) -> None:
+    """Declines, reversals and large amounts go at once, marked urgent."""
+    [alert] = plan(txn(**fields), QUIET, now=LATE)
+    assert (alert.not_before, alert.priority) == (LATE, 1)
+
+
+def test_preferences_minimum_amount_and_kinds() -> None:
+    """Below the minimum or an unwanted kind: nothing; declines still alerted."""
+    sub = Subscriber(
+        "default",
+        "+8613900000001",
+        min_amount=Decimal("200"),
+        kinds=frozenset({"purchase"}),
+    )
+    assert plan(txn(), sub) == []
+    assert plan(txn(amount="200.00", kind="withdrawal"), sub) == []
+    assert len(plan(txn(amount="300.00"), sub)) == 1
+    assert len(plan(txn(result="declined"), sub)) == 1
+
+
+def test_opt_out_beats_a_number_in_the_request() -> None:
+    """An opted-out subscriber gets nothing even when the terminal sends a number."""
+    sub = Subscriber("default", "+8613900000001", opted_out=True)
+    assert plan(txn(msisdn="+8613800138000"), sub) == []
+
+
+def test_number_from_the_request_or_the_registry() -> None:
+    """The request's number wins when the terminal may supply one, else the registry."""
+    sub = Subscriber("default", "+8613900000001")
+    assert plan(txn(msisdn="+8613800138000"), sub)[0].destination == "+8613800138000"
+    assert plan(txn(msisdn="+8613800138000"), sub, may_supply=False)[0].destination == (
+        "+8613900000001"
+    )
+    assert plan(txn(msisdn="+8613800138000"), None, may_supply=False) == []
+
+
+def test_language_request_then_subscriber_then_default() -> None:
+    """lang: the request's when supported, else the subscriber's, else the issuer's."""
+    sub = Subscriber("default", "+8613900000001", lang="en")
+    assert plan(txn(lang="en"), None, may_supply=True) == []  # no number at all
+    assert plan(txn(lang="zh"), sub)[0].lang == "zh"
+    assert plan(txn(lang="fr"), sub)[0].lang == "en"
+    assert plan(txn(lang="fr"), Subscriber("default", "+8613900000001"))[0].lang == "zh"
+    assert plan(txn(lang="en-GB"), sub)[0].lang == "en"
+
+
+def test_merchant_notice_and_template() -> None:
+    """A merchant with numbers gets a notice; its template shapes the cardholder's."""
+    merchant = Merchant(
+        "default",
+        "M001",
+        "Starbucks",
+        notify=("+8613700000002",),
+        lang="en",
+        templates={"zh": "{{ signature }}: 尾号{{ last4 }} {{ amount }}"},
+    )
+    holder, notice = plan(txn(msisdn="+8613800138000"), None, merchant)
+    assert holder.text == "示例银行: 尾号7894 人民币128.50元"
+    assert (notice.audience, notice.destination, notice.lang) == (
+        "merchant",
+        "+8613700000002",
+        "en",
+    )
+    assert "**7894" in notice.text
+
+
+def test_a_failing_merchant_template_falls_back_to_the_builtin() -> None:
+    """A template that fails at render time costs nothing: the built-in is used."""
+    merchant = Merchant(
+        "default",
+        "M001",
+        "Starbucks",
+        templates={"zh": "{{ amount }}{{ last4 }}{{ nothere }}"},
+    )
+    [holder] = plan(txn(msisdn="+8613800138000"), None, merchant)
+    assert holder.text.startswith("【示例银行】")
+    assert "7894" in holder.text
+
+
+def test_declines_can_be_switched_off_per_issuer() -> None:
+    """alert_declined: false sends no cardholder alert for a decline."""
+    quiet = IssuerConfig(alert_declined=False)
+    assert plan(txn(result="declined", msisdn="+8613800138000"), issuer=quiet) == []
+
+
+def test_e164_normalises_and_refuses() -> None:
+    """Registry numbers are normalised; impossible ones give None."""
+    assert e164("+86 138 0013 8000") == "+8613800138000"
+    assert e164("+8613800138000") == "+8613800138000"
+    assert e164("+861") is None
+    assert e164("not a number") is None
