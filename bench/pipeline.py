@@ -35,7 +35,8 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 
 from smsgw.intake.envelope import TerminalKey
 from smsgw.pos.client import IntakeClientFactory, IntakeClientProtocol
-from smsgw.pos.load import LoadStats, make_txn_body, run_load
+from smsgw.pos.load import LoadStats, run_load
+from smsgw.pos.txns import make_txn_body
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

@@ -33,18 +33,13 @@ from smsgw.pos.cli import (
     DEFAULT_CONNECT,
     UsageProblem,
     add_pos_arguments,
-    format_progress,
     pos_main,
     read_key,
 )
 from smsgw.pos.client import IntakeClientFactory, IntakeClientProtocol
-from smsgw.pos.load import (
-    DEFAULT_MSISDNS,
-    MERCHANTS,
-    LoadStats,
-    make_txn_body,
-    run_load,
-)
+from smsgw.pos.load import LoadStats, run_load
+from smsgw.pos.report import format_progress
+from smsgw.pos.txns import DEFAULT_MSISDNS, MERCHANTS, make_txn_body
 from tests.pos.test_client import (
     KEY,
     SECRET,
