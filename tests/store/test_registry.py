@@ -15,26 +15,30 @@ from smsgw.store import schema as S
 from smsgw.store.accept import subscriber_from_row
 from smsgw.store.keys import CardHasher, load_card_hasher
 from smsgw.store.registry import (
-    CsvImportError,
     ImportCounts,
-    RegistryError,
-    SubscriberRecord,
     add_merchant,
     add_subscriber,
     add_subscribers,
+    list_merchants,
+    list_subscribers,
+    remove_merchant,
+    remove_subscriber,
+)
+from smsgw.store.registry_checks import (
+    RegistryError,
+    SubscriberRecord,
     could_be_pan,
+    merchant_record,
+    resolve_issuer,
+    subscriber_key,
+    subscriber_record,
+)
+from smsgw.store.registry_csv import (
+    CsvImportError,
     export_merchants,
     export_subscribers,
     import_merchants,
     import_subscribers,
-    list_merchants,
-    list_subscribers,
-    merchant_record,
-    remove_merchant,
-    remove_subscriber,
-    resolve_issuer,
-    subscriber_key,
-    subscriber_record,
 )
 
 NOW = 1764417605.0
