@@ -91,15 +91,21 @@ class Intake:
     ) -> bytes:
         """The framed error response (signed when the terminal is known).
 
-        It carries the request's key: ``txn_id``, or ``nonce`` for a ping.
+        It carries the request's key wherever the body could be read:
+        ``txn_id``, or ``nonce`` for a ping (or for a body of unknown type
+        that has one and no ``txn_id``).
         """
         self._count(error.code)
         answer = error_body(error)
         if body is not None:
-            if answer["txn_id"] is None:
-                answer["txn_id"] = _txn_id(body)
-            if body.get("type") == "ping" and isinstance(body.get("nonce"), str):
-                answer["nonce"] = body["nonce"]
+            txn_id = body.get("txn_id")
+            if answer["txn_id"] is None and isinstance(txn_id, str):
+                answer["txn_id"] = txn_id
+            nonce = body.get("nonce")
+            if isinstance(nonce, str) and (
+                body.get("type") == "ping" or answer["txn_id"] is None
+            ):
+                answer["nonce"] = nonce
         return response_frame(answer, key)
 
     def handle(self, frame: bytes) -> bytes | defer.Deferred[bytes]:
@@ -152,7 +158,8 @@ class Intake:
                     txn_id,
                 )
         except IntakeError as e:
-            return self.error(e, key, body)
+            readable = body if body is not None else _readable(envelope.body_bytes)
+            return self.error(e, key, readable)
         if self.closing:
             return self.error(
                 IntakeError("unavailable", "the gateway is shutting down", txn.txn_id),

@@ -502,3 +502,22 @@ def test_copy_arriving_while_the_first_commits_is_a_duplicate() -> None:
         "duplicate",
         "R9",
     )
+
+
+def test_errors_echo_the_request_key_wherever_the_body_is_readable() -> None:
+    """An unknown type, a bad ping or an unauthenticated request still carry the
+    txn_id or nonce they were sent with."""
+    c = Conn()
+    c.send(frame({"type": "refund_all", "txn_id": "u-9", "ts": int(NOW)}))
+    c.send(frame({"type": "ping", "ts": int(NOW) - 999, "nonce": "n-1"}))
+    c.send(frame({"type": "ping", "ts": int(NOW), "nonce": "n-2"}, key=bytes(32)))
+    c.send(frame({"type": "nope", "ts": int(NOW), "nonce": "n-3"}))
+    unknown, stale, bad_mac, other = c.responses()
+    assert (unknown["code"], unknown["txn_id"]) == ("malformed", "u-9")
+    assert (stale["code"], stale["nonce"], stale["txn_id"]) == ("stale", "n-1", None)
+    assert (bad_mac["code"], bad_mac["nonce"], bad_mac["_mac"]) == (
+        "bad_mac",
+        "n-2",
+        None,
+    )
+    assert (other["code"], other["nonce"]) == ("malformed", "n-3")
