@@ -94,6 +94,8 @@ class RemoteStore:
             status, value = _read(proc.stdout)
         except (OSError, EOFError) as e:
             self._proc = None
+            proc.kill()  # it may be alive but unreadable; never leave a zombie
+            proc.wait()
             raise StoreProcessError(f"the store process ended ({e!r})") from None
         if status != "ok":
             raise StoreProcessError(value)
