@@ -97,6 +97,7 @@ class Dispatcher:
         cfg: DispatchConfig,
         *,
         reclaim_own: bool = True,
+        reclaim_any: bool = False,
         submit_wait: float = 30.0,
         max_unconfirmed: int = 100,
     ) -> None:
@@ -109,7 +110,9 @@ class Dispatcher:
         self.max_unconfirmed = max_unconfirmed
         self.unconfirmed = 0
         self._reclaim_own = reclaim_own
+        self._reclaim_any = reclaim_any
         self._ready: deque[_Job] = deque()
+        self._blocked: deque[_Job] = deque()
         self._later: list[tuple[float, int, int, _Job]] = []
         self._seq = 0
         self._held: set[str] = set()
@@ -202,21 +205,27 @@ class Dispatcher:
             now = self.clock.seconds()
             while self._later and self._later[0][0] <= now:
                 self._ready.append(heapq.heappop(self._later)[3])
-            blocked = False
+            waiting = False  # some alert waits for a bind or for room
+            if not any(link.bound for link in self.links.values()):
+                waiting = bool(self._ready)  # nothing can be sent: don't scan
+                self._ready, self._blocked = deque(), self._blocked + self._ready
             while self._ready:
                 if self.unconfirmed >= self.max_unconfirmed:
                     break  # _confirmed pumps again when a record is committed
-                job = self._ready[0]
+                job = self._ready.popleft()
                 if now >= job.alert.expires_at:
-                    self._ready.popleft()
                     self._finish(
                         job, S.EXPIRED, "ttl passed before the alert could be sent", now
                     )
                     continue
+                if not self.router.candidates(job.alert.destination):
+                    self._finish(job, S.FAILED, "no carrier routes this number", now)
+                    continue
                 link = self._pick(job)
-                if link is None:
-                    blocked = True
-                    break
+                if link is None:  # its carriers are all down: the others go on
+                    self._blocked.append(job)
+                    waiting = True
+                    continue
                 pdus = job.pdus.get(link.name)
                 if pdus is None:
                     try:
@@ -227,7 +236,6 @@ class Dispatcher:
                             job.ref,
                         )
                     except Exception as e:
-                        self._ready.popleft()
                         self._finish(job, S.FAILED, f"cannot compose: {e}", now)
                         continue
                     job.pdus[link.name] = pdus
@@ -237,12 +245,12 @@ class Dispatcher:
                     (n, pdu) for n, pdu in enumerate(pdus, 1) if n not in job.accepted
                 ]
                 if link.room < len(missing):
-                    blocked = True
-                    break
-                self._ready.popleft()
+                    self._blocked.append(job)  # that carrier is full: others go on
+                    waiting = True
+                    continue
                 self._send(job, link, missing, now)
             self._arm(now)
-            if blocked:
+            if waiting:
                 self._poll_soon()
         finally:
             self._pumping = False
@@ -408,6 +416,9 @@ class Dispatcher:
 
     def _polled(self) -> None:
         self._poll = None
+        # Alerts set aside go first again, in their order.
+        self._ready.extendleft(reversed(self._blocked))
+        self._blocked = deque()
         self._pump()
 
     def _claim(self) -> None:
@@ -420,9 +431,14 @@ class Dispatcher:
         self._claiming = True
         now = self.clock.seconds()
         claim = Claim(
-            self.cfg.node, now, self.cfg.lease, room, reclaim_own=self._reclaim_own
+            self.cfg.node,
+            now,
+            self.cfg.lease,
+            room,
+            reclaim_own=self._reclaim_own,
+            reclaim_any=self._reclaim_any,
         )
-        self._reclaim_own = False
+        self._reclaim_own = self._reclaim_any = False
         d = self.writer.submit(claim_op, claim)
 
         def claimed(alerts: list[QueuedAlert]) -> None:
@@ -461,7 +477,8 @@ class Dispatcher:
         if self._stopped:
             return
         until = self.clock.seconds() + self.cfg.lease
-        self.writer.submit(renew_op, Renew(self.cfg.node, until)).addErrback(
+        held = tuple(self._held)
+        self.writer.submit(renew_op, Renew(self.cfg.node, until, held)).addErrback(
             lambda f: log.warn(
                 "lease renewal failed: {error}", error=f.getErrorMessage()
             )

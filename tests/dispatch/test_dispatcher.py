@@ -390,7 +390,7 @@ def test_leases_are_renewed_while_alerts_wait() -> None:
     d.add([alert()])
     clock.advance(20)
     [renew] = w.of("renew")
-    assert (renew.node, renew.until) == ("n1", NOW + 20 + 60)
+    assert (renew.node, renew.until, renew.ids) == ("n1", NOW + 20 + 60, ("R1.1",))
     stop(d, clock)
 
 
@@ -410,4 +410,52 @@ def test_update_keeps_parts_already_accepted_when_the_alert_fails() -> None:
     assert isinstance(update, AlertUpdate)
     assert (update.status, update.carrier) == ("failed", "a")
     assert [(p.part_no, p.message_id) for p in update.parts] == [(1, "x1")]
+    stop(d, clock)
+
+
+def test_an_unroutable_alert_fails_and_blocks_nothing() -> None:
+    """A number no carrier routes fails at once; the next alert is sent."""
+    cn = Link("cn")
+    d, clock, w = rig(cn, routes=[Route("+86", 0, 0, "cn")])
+    d.add([alert(1, "+14155550100"), alert(2, "+8613800138000")])
+    [update] = w.of("update")
+    assert (update.alert_id, update.status, update.last_error) == (
+        "R1.1",
+        "failed",
+        "no carrier routes this number",
+    )
+    assert cn.outstanding() == 1
+    cn.answer()
+    stop(d, clock)
+
+
+def test_alerts_for_a_down_carrier_do_not_hold_up_the_others() -> None:
+    """Alerts whose carrier is down wait aside; alerts for a bound carrier go."""
+    cn, intl = Link("cn"), Link("intl", bound=0)
+    routes = [Route("+86", 0, 0, "cn"), Route("+44", 0, 1, "intl")]
+    d, clock, w = rig(cn, intl, routes=routes)
+    d.add([alert(1, "+447700900123"), alert(2, "+8613800138000")])
+    assert (cn.outstanding(), len(intl.submits)) == (1, 0)
+    cn.answer()
+    intl.bound = 1
+    clock.advance(0.05)
+    assert intl.outstanding() == 1
+    intl.answer()
+    assert len(w.of("sent")) == 2
+    stop(d, clock)
+
+
+def test_a_full_carrier_does_not_hold_up_another() -> None:
+    """No room on one carrier: alerts for another carrier still go."""
+    cn, intl = Link("cn"), Link("intl")
+    intl.room = 0
+    routes = [Route("+86", 0, 0, "cn"), Route("+44", 0, 1, "intl")]
+    d, clock, _ = rig(cn, intl, routes=routes)
+    d.add([alert(1, "+447700900123"), alert(2, "+8613800138000")])
+    assert (cn.outstanding(), len(intl.submits)) == (1, 0)
+    intl.room = 10
+    clock.advance(0.05)
+    assert intl.outstanding() == 1
+    cn.answer()
+    intl.answer()
     stop(d, clock)
