@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
 
 from smsgw.intake.decide import AcceptResult
 from smsgw.intake.terminals import Terminal
@@ -24,6 +25,8 @@ from smsgw.store.rows import QueuedAlert
 from smsgw.store.writer import BatchOp, DbWriter
 
 __all__ = ["StoreAcceptor"]
+
+log = Logger()
 
 
 class StoreAcceptor:
@@ -90,5 +93,10 @@ class StoreAcceptor:
 
     def _committed(self, accepted: Accepted) -> AcceptResult:
         if accepted.queued:
-            self.on_queued(accepted.queued)
+            try:
+                self.on_queued(accepted.queued)
+            except Exception:
+                # Committed: the ack stands; the alerts wait in the store for
+                # their lease to lapse and a claim to take them.
+                log.failure("handing committed alerts to dispatch failed")
         return accepted.result

@@ -10,6 +10,7 @@ socket, so every rule is tested without one.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -117,10 +118,7 @@ class Intake:
         terminal = self.terminals.get(envelope.terminal)
         if terminal is None or not terminal.enabled:
             return self.error(
-                IntakeError(
-                    "unknown_terminal",
-                    f"no enabled terminal {envelope.terminal[:64]!r}",
-                ),
+                IntakeError("unknown_terminal", _no_terminal(envelope.terminal)),
                 None,
                 _readable(envelope.body_bytes),
             )
@@ -213,6 +211,16 @@ class Intake:
             ),
             key,
         )
+
+
+def _no_terminal(name: str) -> str:
+    """The unknown_terminal message; the id is echoed only when it has the
+    shape of one (never caller data that could be a card number)."""
+    if re.fullmatch(r"[A-Za-z0-9._:-]{1,32}", name) and not re.search(
+        r"[0-9]{12}", name
+    ):
+        return f"no enabled terminal {name!r}"
+    return "no enabled terminal with that id"
 
 
 def _readable(body_bytes: bytes) -> dict[str, Any] | None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -126,8 +127,13 @@ def parse_body(envelope: Envelope) -> dict[str, Any]:
     txn_id = key if isinstance(key, str) else None
     kind = value.get("type")
     if kind not in REQUEST_TYPES:
-        shown = kind if isinstance(kind, str) else type(kind).__name__
-        raise IntakeError("malformed", f"unknown request type {shown!r}", txn_id)
+        # Echo the type only when it is a short word: never caller data that
+        # could be a card number.
+        if isinstance(kind, str) and re.fullmatch(r"[A-Za-z_]{1,20}", kind):
+            shown = repr(kind)
+        else:
+            shown = "(a " + type(kind).__name__ + ")"
+        raise IntakeError("malformed", f"unknown request type {shown}", txn_id)
     return value
 
 

@@ -43,11 +43,13 @@ _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 # RFC 3339 section 5.6 date-time; the offset is checked here because
 # datetime.fromisoformat accepts "+00:60" as one hour.
 _TIME: Final = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
     r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 )
 _MSISDN: Final = re.compile(r"\+[1-9][0-9]{6,14}")
-_LANG: Final = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")
+# BCP 47 tags: at most 35 characters is what RFC 5646 section 4.4.1 asks
+# applications to keep (and what the store holds).
+_LANG: Final = re.compile(r"(?=.{2,35}$)[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")
 _ISSUER: Final = re.compile(r"[A-Za-z0-9._-]{1,32}")
 _CODE: Final = re.compile(r"[A-Za-z]{3}")
 _RESULT: Final = re.compile(r"approved|declined")
@@ -337,6 +339,10 @@ def validate_txn(body: dict[str, Any], hasher: Hasher) -> Txn:
         if "card_token" in body
         else None
     )
+    if card_token is not None and _PAN.fullmatch(card_token) and luhn_ok(card_token):
+        # An opaque reference that is a valid card number is most likely a
+        # PAN in the wrong field: refused rather than stored in clear.
+        _fail("card_token", "looks like a card number; send it as pan", key)
     if pan is None and card_token is None:
         raise IntakeError("invalid", "pan or card_token is required", key)
 
@@ -375,7 +381,13 @@ def validate_txn(body: dict[str, Any], hasher: Hasher) -> Txn:
         if places > exponent:
             _fail("balance", _too_precise(places, currency, exponent), key)
     lang = (
-        _optional(body, "lang", _LANG, "must be a language tag like zh or en-GB", key)
+        _optional(
+            body,
+            "lang",
+            _LANG,
+            "must be a language tag like zh or en-GB (at most 35 characters)",
+            key,
+        )
         if "lang" in body
         else None
     )

@@ -7,6 +7,7 @@ serve: signature, sender id, default language, time zone, large amounts.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import zoneinfo
@@ -60,7 +61,11 @@ class DispatchConfig:
     retry_max: float = 300.0
     failover_after: int = 2
     lease: float = 60.0
-    node: str = field(default_factory=socket.gethostname)
+    # Unique per gateway process sharing a database. The default (host-pid)
+    # is unique but changes on restart: set a stable name so that on
+    # PostgreSQL a restarted process takes its alerts back at once rather
+    # than after their lease (SQLite has one process: it takes them all).
+    node: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     max_in_flight: int = 20000
     poll_interval: float = 1.0
 

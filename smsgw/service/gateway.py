@@ -236,8 +236,14 @@ class Gateway(MultiService):
     def receipt_received(self, event: ReceiptEvent) -> Answer:
         """Store a receipt; answer the SMSC only once it is committed."""
         r = event.receipt
+        # SMSCs write what they like in id: and err:; the store keeps the
+        # lengths SMPP allows (message_id 64) and 32 characters of error.
         record = ReceiptRecord(
-            event.carrier, event.message_id, r.state, r.error, self.reactor.seconds()
+            event.carrier,
+            event.message_id[:64],
+            r.state,
+            r.error[:32] if r.error else None,
+            self.reactor.seconds(),
         )
         d = self.writer.submit(receipt_op, record)
         # Not committed: a temporary error makes the SMSC deliver it again.

@@ -64,6 +64,8 @@ def make_engine(url: str, *, create_dirs: bool = True, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    # An unreachable server fails a commit in seconds, not after TCP's minutes.
+    kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", 10)
     return create_engine(url, **kwargs)
 
 

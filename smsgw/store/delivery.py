@@ -305,7 +305,8 @@ class Claim:
     """Take up to ``limit`` ready alerts for ``node`` until ``now + lease``.
 
     ``reclaim_own``: alerts this node held before a restart are taken back
-    at once (SQLite has a single gateway process by definition).
+    at once; ``reclaim_any``: every claimed alert is (SQLite, which has a
+    single gateway process by definition).
     """
 
     node: str
@@ -313,6 +314,7 @@ class Claim:
     lease: float
     limit: int
     reclaim_own: bool = True
+    reclaim_any: bool = False
     exclude: frozenset[str] = frozenset()
 
 
@@ -321,7 +323,9 @@ def _claim_run(conn: Connection, items: Sequence[Claim]) -> list[list[QueuedAler
     a = S.alerts
     for claim in items:
         free = or_(a.c.claimed_until.is_(None), a.c.claimed_until < claim.now)
-        if claim.reclaim_own:
+        if claim.reclaim_any:
+            free = a.c.status == S.QUEUED
+        elif claim.reclaim_own:
             free = or_(free, a.c.claimed_by == claim.node)
         q = (
             select(
@@ -361,23 +365,30 @@ claim_op: BatchOp[Claim, list[QueuedAlert]] = BatchOp("claim", _claim_run)
 
 @dataclass(frozen=True, slots=True)
 class Renew:
-    """Extend this node's lease on alerts it still holds."""
+    """Extend this node's lease on the alerts it holds (``ids``) only: an
+    alert this node claimed but no longer holds (its record failed, it was
+    released) lapses and is claimed again."""
 
     node: str
     until: float
+    ids: tuple[str, ...]
 
 
 def _renew_run(conn: Connection, items: Sequence[Renew]) -> list[int]:
     a = S.alerts
     out = []
     for item in items:
-        result = conn.execute(
-            update(a)
-            .where(a.c.claimed_by == item.node)
-            .where(a.c.status == S.QUEUED)
-            .values(claimed_until=item.until)
-        )
-        out.append(result.rowcount)
+        renewed = 0
+        for start in range(0, len(item.ids), 500):
+            result = conn.execute(
+                update(a)
+                .where(a.c.id.in_(item.ids[start : start + 500]))
+                .where(a.c.claimed_by == item.node)
+                .where(a.c.status == S.QUEUED)
+                .values(claimed_until=item.until)
+            )
+            renewed += result.rowcount
+        out.append(renewed)
     return out
 
 

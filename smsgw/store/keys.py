@@ -2,9 +2,12 @@
 
 On first start a 32-byte random key is written for the card hash
 (``card-hash-k1.key``, hex, mode 0600, in a 0700 folder). The key's id is
-stored beside every hash (``k1:<hex>``), so a later key can be added and
-looked up alongside the old one. Loading refuses a key file that others can
-read.
+stored beside every hash (``k1:<hex>``). Today the newest key file is the
+one used: adding ``card-hash-k2.key`` would stop look-ups of cards hashed
+under k1 (key rotation with look-ups under every key belongs to the
+security work). Gateway processes sharing one PostgreSQL database must
+share this folder's keys (copy it before starting the second one).
+Loading refuses a key file that others can read.
 """
 
 from __future__ import annotations

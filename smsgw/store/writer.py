@@ -195,7 +195,12 @@ class DbWriter:
             results = self._run(batch)
         except Exception as e:
             if len(batch) == 1:
-                outcome: list[tuple[bool, Any]] = [(False, self._failed(batch[0], e))]
+                # Once more: a unique-key race with another gateway process
+                # is answered by the retry's look-up (duplicate/conflict).
+                try:
+                    outcome: list[tuple[bool, Any]] = [(True, self._run(batch)[0])]
+                except Exception as e1:
+                    outcome = [(False, self._failed(batch[0], e1))]
             else:
                 log.warn(
                     "store batch of {count} failed ({error}); writing each alone",

@@ -105,7 +105,7 @@ def test_bad_mac(mac: str) -> None:
             None,
             "unknown request type 'refund_all'",
         ),
-        ('{"txn_id":"7"}', None, "unknown request type 'NoneType'"),
+        ('{"txn_id":"7"}', None, "unknown request type (a NoneType)"),
     ],
 )
 def test_malformed_bodies(body: str, txn_id: str | None, why: str) -> None:

@@ -521,3 +521,35 @@ def test_errors_echo_the_request_key_wherever_the_body_is_readable() -> None:
         None,
     )
     assert (other["code"], other["nonce"]) == ("malformed", "n-3")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("lang", "en-" + "-".join(["abcdefgh"] * 4)),  # 38 characters
+        ("time", "2026-11-29T20:00:05.1234567890+08:00"),  # 10 fraction digits
+    ],
+)
+def test_values_longer_than_the_store_keeps_are_invalid(field: str, value: str) -> None:
+    """Lengths the store cannot hold are refused as invalid, not left to fail the
+    commit (which would answer unavailable forever)."""
+    c = Conn()
+    c.send(frame(txn_body("L1", **{field: value})))
+    [error] = c.responses()
+    assert (error["code"], error["message"].split(":")[0]) == ("invalid", field)
+
+
+def test_card_numbers_are_never_echoed_or_stored_from_the_wrong_field() -> None:
+    """A PAN sent as card_token, as the request type or as the terminal id is
+    refused without being repeated in the answer."""
+    pan = "6222021234567894"
+    c = Conn()
+    c.send(frame(txn_body("w1", pan=None, card_token=pan)))
+    c.send(frame({"type": pan, "ts": int(NOW)}))
+    c.send(frame(txn_body("w3"), terminal=pan))
+    answers = c.responses()
+    assert [a["code"] for a in answers] == ["invalid", "malformed", "unknown_terminal"]
+    assert answers[0]["message"].startswith("card_token: looks like a card number")
+    for a in answers:
+        assert pan not in a["message"]
+    assert c.acceptor.accepted == []

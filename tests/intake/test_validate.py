@@ -349,7 +349,7 @@ TIME_SHAPE = (
 )
 TIME_VALUE = "time: is not a valid date and time"
 PAN_SHAPE = "pan: must be 12 to 19 digits with no separators"
-LANG = "lang: must be a language tag like zh or en-GB"
+LANG = "lang: must be a language tag like zh or en-GB (at most 35 characters)"
 
 BAD: list[tuple[str, object, str]] = [
     ("type", "ping", 'type: must be "txn"'),

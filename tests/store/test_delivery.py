@@ -195,7 +195,7 @@ def test_claims_skip_alerts_not_due_and_submitted_ones(
 def test_renew_and_release(engine: Engine, tmp_path: Path) -> None:
     """Renewal extends this node's leases; release hands alerts back to the queue."""
     a = _alert(engine, tmp_path)
-    assert run(engine, renew_op, [Renew("n1", NOW + 500)]) == [1]
+    assert run(engine, renew_op, [Renew("n1", NOW + 500, (a,))]) == [1]
     [[]] = run(engine, claim_op, [Claim("n2", NOW + 100, 60, 100, reclaim_own=False)])
     run(engine, release_op, [(a,)])
     [[got]] = run(
@@ -230,3 +230,24 @@ def test_two_claimers_never_take_the_same_alert(engine: Engine, tmp_path: Path) 
     assert len(taken_1) == 3
     assert not taken_1 & taken_2
     assert taken_1 | taken_2 == ids
+
+
+def test_renewal_covers_only_alerts_still_held(engine: Engine, tmp_path: Path) -> None:
+    """An alert this node claimed but no longer holds is not renewed: its lease
+    lapses and another claim takes it."""
+    held = _alert(engine, tmp_path, "t1")
+    orphan = _alert(engine, tmp_path, "t2")
+    assert run(engine, renew_op, [Renew("n1", NOW + 500, (held,))]) == [1]
+    [got] = run(engine, claim_op, [Claim("n1", NOW + 61, 60, 100, reclaim_own=False)])
+    assert [g.id for g in got] == [orphan]
+
+
+def test_single_process_store_takes_back_every_claimed_alert(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """reclaim_any (SQLite) takes alerts claimed under any node name, leases or not."""
+    a = _alert(engine, tmp_path)  # claimed by n1 until NOW + 60
+    [[got]] = run(
+        engine, claim_op, [Claim("host-42", NOW + 1, 60, 100, reclaim_any=True)]
+    )
+    assert got.id == a

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: (none)
-Create Date: 2026-11-29 09:40:07.172896
+Create Date: 2026-11-29 10:29:45.062446
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def upgrade() -> None:
         sa.Column("carrier", sa.String(length=32), nullable=False),
         sa.Column("message_id", sa.String(length=64), nullable=False),
         sa.Column("stat", sa.String(length=8), nullable=False),
-        sa.Column("error", sa.String(length=8), nullable=True),
+        sa.Column("error", sa.String(length=32), nullable=True),
         sa.Column("received_at", sa.Float(), nullable=False),
         sa.Column("matched", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
@@ -117,7 +117,7 @@ def upgrade() -> None:
         sa.Column("location", sa.String(length=100), nullable=True),
         sa.Column("local_time", sa.String(length=40), nullable=False),
         sa.Column("balance", sa.String(length=20), nullable=True),
-        sa.Column("lang", sa.String(length=16), nullable=True),
+        sa.Column("lang", sa.String(length=35), nullable=True),
         sa.Column("msisdn", sa.String(length=16), nullable=True),
         sa.Column("rrn", sa.String(length=12), nullable=True),
         sa.Column("stan", sa.String(length=6), nullable=True),
@@ -172,7 +172,7 @@ def upgrade() -> None:
         sa.Column("carrier", sa.String(length=32), nullable=False),
         sa.Column("message_id", sa.String(length=64), nullable=False),
         sa.Column("status", sa.String(length=10), nullable=False),
-        sa.Column("error", sa.String(length=8), nullable=True),
+        sa.Column("error", sa.String(length=32), nullable=True),
         sa.Column("submitted_at", sa.Float(), nullable=False),
         sa.Column("done_at", sa.Float(), nullable=True),
         sa.ForeignKeyConstraint(
