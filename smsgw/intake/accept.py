@@ -15,8 +15,9 @@ from collections.abc import Callable, Mapping, Sequence
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
-from smsgw.intake.decide import AcceptResult
+from smsgw.intake.decide import AcceptResult, Unavailable
 from smsgw.intake.terminals import Terminal
 from smsgw.intake.validate import Txn
 from smsgw.service.config_alerts import IssuerConfig
@@ -39,6 +40,8 @@ class StoreAcceptor:
         issuers: Sequence[IssuerConfig],
         clock: IReactorTime,
         on_queued: Callable[[Sequence[QueuedAlert]], None],
+        *,
+        commit_timeout: float = 10.0,
     ) -> None:
         self.writer = writer
         self.op = op
@@ -46,6 +49,7 @@ class StoreAcceptor:
         self.default_issuer = issuers[0]
         self.clock = clock
         self.on_queued = on_queued
+        self.commit_timeout = commit_timeout
         self._inflight: dict[tuple[str, str], defer.Deferred[None]] = {}
 
     def issuer_for(self, terminal: Terminal, txn: Txn) -> IssuerConfig:
@@ -89,7 +93,36 @@ class StoreAcceptor:
             return result
 
         d.addBoth(finished)
-        return d.addCallback(self._committed)
+        return self._deadline(d.addCallback(self._committed), txn)
+
+    def _deadline(
+        self, d: defer.Deferred[AcceptResult], txn: Txn
+    ) -> defer.Deferred[AcceptResult]:
+        """``d``, or ``unavailable`` when the store has not answered within
+        ``commit_timeout`` (a stalled database must not leave terminals
+        without an answer). A commit that lands later is kept, its alerts are
+        sent, and the terminal's retry is answered ``duplicate``."""
+        answer: defer.Deferred[AcceptResult] = defer.Deferred()
+
+        def late() -> None:
+            log.warn("commit timeout txn_id={txn_id}", txn_id=txn.txn_id)
+            answer.errback(Unavailable("the store did not commit in time"))
+
+        timer = self.clock.callLater(self.commit_timeout, late)
+
+        def settle(result: object) -> None:
+            if timer.active():
+                timer.cancel()
+                answer.callback(result)  # type: ignore[arg-type]
+            elif isinstance(result, Failure):
+                log.warn(
+                    "late commit failed txn_id={txn_id}: {error}",
+                    txn_id=txn.txn_id,
+                    error=result.getErrorMessage(),
+                )
+
+        d.addBoth(settle)
+        return answer
 
     def _committed(self, accepted: Accepted) -> AcceptResult:
         if accepted.queued:

@@ -553,3 +553,49 @@ def test_card_numbers_are_never_echoed_or_stored_from_the_wrong_field() -> None:
     for a in answers:
         assert pan not in a["message"]
     assert c.acceptor.accepted == []
+
+
+def test_a_stalled_store_answers_unavailable_and_a_late_commit_is_kept() -> None:
+    """No commit within commit_timeout: unavailable; the commit landing later is
+    kept (its alerts go to dispatch) and the retry is a duplicate."""
+    from smsgw.intake.accept import StoreAcceptor
+    from smsgw.service.config_alerts import IssuerConfig
+    from smsgw.store.accept import Accepted
+
+    class Writer:
+        def __init__(self) -> None:
+            self.items: list[tuple[Any, defer.Deferred[Any]]] = []
+
+        def submit(self, op: Any, item: Any) -> defer.Deferred[Any]:
+            d: defer.Deferred[Any] = defer.Deferred()
+            self.items.append((item, d))
+            return d
+
+    writer = Writer()
+    queued: list[Any] = []
+    c = Conn()
+    acceptor = StoreAcceptor(
+        writer,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        (IssuerConfig(),),
+        c.clock,
+        queued.extend,
+        commit_timeout=5.0,
+    )
+    c.intake.acceptor = acceptor
+    c.send(frame(txn_body("s1")))
+    c.clock.advance(5.0)
+    [error] = c.responses()
+    assert (error["code"], error["txn_id"], error["_signed_ok"]) == (
+        "unavailable",
+        "s1",
+        True,
+    )
+    writer.items[0][1].callback(Accepted(AcceptResult("accepted", "R7", 1), ("alert",)))
+    assert queued == ["alert"]
+    c.send(frame(txn_body("s1", ts=int(NOW) + 6)))
+    writer.items[1][1].callback(Accepted(AcceptResult("duplicate", "R7", 1)))
+    [dup] = c.responses()
+    assert (dup["status"], dup["ref"]) == ("duplicate", "R7")
+    assert c.clock.getDelayedCalls()[0].getTime() > NOW  # only the idle timer
+    assert len(c.clock.getDelayedCalls()) == 1
