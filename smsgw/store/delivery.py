@@ -212,19 +212,23 @@ def _insert_parts(
 
 def _sent_run(conn: Connection, items: Sequence[Sent]) -> list[None]:
     p, r = S.parts, S.receipts
-    # Parts recorded on an earlier attempt (a partly sent alert) are kept;
-    # only an alert tried before can have some.
-    again = [i.alert_id for i in items if i.attempts > 1]
-    existing = (
-        {
-            (row.alert_id, row.part_no)
-            for row in conn.execute(
-                select(p.c.alert_id, p.c.part_no).where(p.c.alert_id.in_(again))
-            )
-        }
-        if again
-        else set()
-    )
+    # Parts recorded on an earlier attempt (a partly sent alert) are kept
+    # when the same carrier took them; after a failover every part was sent
+    # again, so the other carrier's rows give way to the new message ids.
+    # Only an alert tried before can have any.
+    carrier_of = {i.alert_id: i.carrier for i in items if i.attempts > 1}
+    existing: set[tuple[str, int]] = set()
+    stale: list[tuple[str, int]] = []
+    if carrier_of:
+        q = select(p.c.alert_id, p.c.part_no, p.c.carrier).where(
+            p.c.alert_id.in_(list(carrier_of))
+        )
+        for row in conn.execute(q):
+            if row.carrier == carrier_of[row.alert_id]:
+                existing.add((row.alert_id, row.part_no))
+            else:
+                stale.append((row.alert_id, row.part_no))
+    run_many(conn, "DELETE FROM parts WHERE alert_id = ? AND part_no = ?", stale)
     rows = [
         row
         for i in items

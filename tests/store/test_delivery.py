@@ -251,3 +251,67 @@ def test_single_process_store_takes_back_every_claimed_alert(
         engine, claim_op, [Claim("host-42", NOW + 1, 60, 100, reclaim_any=True)]
     )
     assert got.id == a
+
+
+def test_after_a_failover_the_new_carriers_parts_replace_the_old(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Part 1 taken by carrier a, then every part resent on b: b's message ids
+    are recorded and b's receipts deliver the alert."""
+    alert_id = _alert(engine, tmp_path)
+    run(
+        engine,
+        update_op,
+        [
+            AlertUpdate(
+                alert_id,
+                "queued",
+                1,
+                "ESME_RTHROTTLED",
+                NOW,
+                NOW,
+                "a",
+                (SentPart(1, "a-1"),),
+            )
+        ],
+    )
+    moved = Sent(alert_id, "b", (SentPart(1, "b-1"), SentPart(2, "b-2")), 2, NOW)
+    run(engine, sent_op, [moved])
+    p = S.parts
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(p.c.part_no, p.c.carrier, p.c.message_id).order_by(p.c.part_no)
+        ).all()
+    assert [tuple(r) for r in rows] == [(1, "b", "b-1"), (2, "b", "b-2")]
+    run(
+        engine,
+        receipt_op,
+        [
+            ReceiptRecord("b", "b-1", "DELIVRD", None, NOW + 1),
+            ReceiptRecord("b", "b-2", "DELIVRD", None, NOW + 1),
+        ],
+    )
+    assert _status(engine, alert_id) == "delivered"
+
+
+def test_a_partly_sent_alert_keeps_the_parts_the_same_carrier_took(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Part 1 taken, part 2 throttled, part 2 resent on the same carrier: both
+    parts recorded once, with their own ids."""
+    alert_id = _alert(engine, tmp_path)
+    run(
+        engine,
+        update_op,
+        [
+            AlertUpdate(
+                alert_id, "queued", 1, "x", NOW, NOW, "sim", (SentPart(1, "m1"),)
+            )
+        ],
+    )
+    run(
+        engine,
+        sent_op,
+        [Sent(alert_id, "sim", (SentPart(1, "m1"), SentPart(2, "m2")), 2, NOW)],
+    )
+    assert _parts(engine, alert_id) == [(1, "m1", "submitted"), (2, "m2", "submitted")]
