@@ -205,10 +205,18 @@ class Dispatcher:
             now = self.clock.seconds()
             while self._later and self._later[0][0] <= now:
                 self._ready.append(heapq.heappop(self._later)[3])
-            waiting = False  # some alert waits for a bind or for room
+            full = down = False  # some alert waits for room / for a bind
             if not any(link.bound for link in self.links.values()):
-                waiting = bool(self._ready)  # nothing can be sent: don't scan
-                self._ready, self._blocked = deque(), self._blocked + self._ready
+                # Nothing can be sent: only expire what is due, set the rest aside.
+                while self._ready:
+                    job = self._ready.popleft()
+                    if now >= job.alert.expires_at:
+                        self._finish(
+                            job, S.EXPIRED, "ttl passed while no carrier was bound", now
+                        )
+                    else:
+                        self._blocked.append(job)
+                        down = True
             while self._ready:
                 if self.unconfirmed >= self.max_unconfirmed:
                     break  # _confirmed pumps again when a record is committed
@@ -224,7 +232,7 @@ class Dispatcher:
                 link = self._pick(job)
                 if link is None:  # its carriers are all down: the others go on
                     self._blocked.append(job)
-                    waiting = True
+                    down = True
                     continue
                 pdus = job.pdus.get(link.name)
                 if pdus is None:
@@ -246,12 +254,14 @@ class Dispatcher:
                 ]
                 if link.room < len(missing):
                     self._blocked.append(job)  # that carrier is full: others go on
-                    waiting = True
+                    full = True
                     continue
                 self._send(job, link, missing, now)
             self._arm(now)
-            if waiting:
-                self._poll_soon()
+            if full:
+                self._poll_soon(0.05)  # room comes back within milliseconds
+            elif down:
+                self._poll_soon(self.cfg.poll_interval)  # a bind takes seconds
         finally:
             self._pumping = False
 
@@ -408,11 +418,12 @@ class Dispatcher:
 
     # -- timers: polling, claims, leases ------------------------------------
 
-    def _poll_soon(self) -> None:
-        if self._poll is None or not self._poll.active():
-            self._poll = self.clock.callLater(
-                min(0.05, self.cfg.poll_interval), self._polled
-            )
+    def _poll_soon(self, delay: float) -> None:
+        if self._poll is not None and self._poll.active():
+            if self._poll.getTime() <= self.clock.seconds() + delay:
+                return
+            self._poll.cancel()
+        self._poll = self.clock.callLater(delay, self._polled)
 
     def _polled(self) -> None:
         self._poll = None

@@ -304,7 +304,7 @@ def test_waits_while_no_carrier_is_up_then_sends() -> None:
     assert a.submits == []
     assert w.of("update") == []
     a.bound = 1
-    clock.advance(0.05)
+    clock.advance(1.0)  # the next poll (poll_interval) finds the bind
     assert a.outstanding() == 2
     a.answer()
     assert len(w.of("sent")) == 2
@@ -438,7 +438,7 @@ def test_alerts_for_a_down_carrier_do_not_hold_up_the_others() -> None:
     assert (cn.outstanding(), len(intl.submits)) == (1, 0)
     cn.answer()
     intl.bound = 1
-    clock.advance(0.05)
+    clock.advance(1.0)
     assert intl.outstanding() == 1
     intl.answer()
     assert len(w.of("sent")) == 2
@@ -458,4 +458,18 @@ def test_a_full_carrier_does_not_hold_up_another() -> None:
     assert intl.outstanding() == 1
     cn.answer()
     intl.answer()
+    stop(d, clock)
+
+
+def test_alerts_expire_during_an_outage_without_waiting_for_a_bind() -> None:
+    """Every bind down past an alert's TTL: it is recorded expired then, not sent."""
+    a = Link("a", bound=0)
+    d, clock, w = rig(a)
+    d.add([alert(1, ttl=5), alert(2, ttl=600)])
+    clock.advance(6)
+    assert [(u.alert_id, u.status) for u in w.of("update")] == [("R1.1", "expired")]
+    a.bound = 1
+    clock.advance(1)
+    assert [pdu.short_message for pdu, _, _ in a.submits] == [b"1:alert 2"]
+    a.answer()
     stop(d, clock)
