@@ -42,6 +42,7 @@ from smsgw.store.delivery import (
     Renew,
     claim_op,
     release_op,
+    rematch_op,
     renew_op,
     sent_op,
     update_op,
@@ -120,6 +121,7 @@ class Dispatcher:
         self._poll: IDelayedCall | None = None
         self._renew: IDelayedCall | None = None
         self._claim_timer: IDelayedCall | None = None
+        self._sweep: IDelayedCall | None = None
         self._pumping = False
         self._claiming = False
         self._stopped = True
@@ -133,14 +135,21 @@ class Dispatcher:
         self._stopped = False
         self._claim()
         self._renew = self.clock.callLater(self.cfg.lease / 3, self._renew_leases)
+        self._sweep = self.clock.callLater(self.cfg.lease, self._sweep_receipts)
 
     def stop(self) -> None:
         """Stop sending; held alerts stay claimed in the store for the restart."""
         self._stopped = True
-        for call in (self._timer, self._poll, self._renew, self._claim_timer):
+        for call in (
+            self._timer,
+            self._poll,
+            self._renew,
+            self._claim_timer,
+            self._sweep,
+        ):
             if call is not None and call.active():
                 call.cancel()
-        self._timer = self._poll = self._renew = self._claim_timer = None
+        self._timer = self._poll = self._renew = self._claim_timer = self._sweep = None
 
     @property
     def held(self) -> int:
@@ -482,6 +491,14 @@ class Dispatcher:
     def _claimed_timer(self) -> None:
         self._claim_timer = None
         self._claim()
+
+    def _sweep_receipts(self) -> None:
+        """Match receipts that beat their part from another process (rare)."""
+        self._sweep = None
+        if self._stopped:
+            return
+        self._write(rematch_op, 1000)
+        self._sweep = self.clock.callLater(self.cfg.lease, self._sweep_receipts)
 
     def _renew_leases(self) -> None:
         self._renew = None

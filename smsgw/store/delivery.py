@@ -24,7 +24,7 @@ from sqlalchemy import Connection, or_, select, update
 
 from smsgw.codec.constants import FINAL_STATS
 from smsgw.store import schema as S
-from smsgw.store.query import insert_rows, run_many, select_pairs
+from smsgw.store.query import driver_sql, insert_rows, run_many, select_pairs
 from smsgw.store.rows import AlertUpdate, QueuedAlert, ReceiptRecord, Sent, SentPart
 from smsgw.store.writer import BatchOp
 
@@ -34,6 +34,7 @@ __all__ = [
     "part_status",
     "receipt_op",
     "release_op",
+    "rematch_op",
     "renew_op",
     "sent_op",
     "update_op",
@@ -261,6 +262,39 @@ def _sent_run(conn: Connection, items: Sequence[Sent]) -> list[None]:
 
 
 sent_op: BatchOp[Sent, None] = BatchOp("sent", _sent_run)
+
+
+def _rematch_run(conn: Connection, items: Sequence[int]) -> list[int]:
+    """Apply receipts still unmatched whose part now exists.
+
+    A receipt can beat its part into the store from another gateway process
+    (PostgreSQL, READ COMMITTED: the sender's early-receipt look-up cannot see
+    a receipt committed meanwhile). Returns how many were matched.
+    """
+    limit = max(items)
+    rows = conn.exec_driver_sql(
+        driver_sql(
+            conn,
+            "SELECT r.id, r.carrier, r.message_id, r.stat, r.error, r.received_at "
+            "FROM receipts r JOIN parts p "
+            "ON p.carrier = r.carrier AND p.message_id = r.message_id "
+            "WHERE NOT r.matched ORDER BY r.received_at LIMIT ?",
+        ),
+        (limit,),
+    ).all()
+    if rows:
+        r = S.receipts
+        conn.execute(
+            update(r).where(r.c.id.in_([row[0] for row in rows])).values(matched=True)
+        )
+        _apply_receipts(
+            conn, [(row[1], row[2], row[3], row[4], row[5]) for row in rows]
+        )
+    return [len(rows)] * len(items)
+
+
+#: Match receipts that arrived before their part (item: how many at most).
+rematch_op: BatchOp[int, int] = BatchOp("rematch", _rematch_run)
 
 
 def _update_run(conn: Connection, items: Sequence[AlertUpdate]) -> list[None]:

@@ -34,6 +34,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -135,6 +136,14 @@ receipts = Table(
     Column("received_at", Float, nullable=False),
     Column("matched", Boolean, nullable=False),
     Index("ix_receipts_carrier_message", "carrier", "message_id"),
+    # Only the few receipts still waiting for their part: the periodic
+    # re-match reads them without scanning every receipt ever received.
+    Index(
+        "ix_receipts_waiting",
+        "received_at",
+        sqlite_where=text("NOT matched"),
+        postgresql_where=text("NOT matched"),
+    ),
 )
 
 mo_messages = Table(

@@ -473,3 +473,12 @@ def test_alerts_expire_during_an_outage_without_waiting_for_a_bind() -> None:
     assert [pdu.short_message for pdu, _, _ in a.submits] == [b"1:alert 2"]
     a.answer()
     stop(d, clock)
+
+
+def test_receipts_waiting_for_their_part_are_swept_every_lease() -> None:
+    """The dispatcher asks the store to re-match waiting receipts every lease."""
+    a = Link("a")
+    d, clock, w = rig(a)
+    clock.advance(60)
+    assert w.of("rematch") == [1000]
+    stop(d, clock)

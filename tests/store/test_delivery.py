@@ -315,3 +315,40 @@ def test_a_partly_sent_alert_keeps_the_parts_the_same_carrier_took(
         [Sent(alert_id, "sim", (SentPart(1, "m1"), SentPart(2, "m2")), 2, NOW)],
     )
     assert _parts(engine, alert_id) == [(1, "m1", "submitted"), (2, "m2", "submitted")]
+
+
+def test_rematch_applies_receipts_that_beat_their_part_from_another_process(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A receipt left unmatched (its part was committed by another process after
+    the look-up) is applied by the periodic re-match; a second run finds none."""
+    from smsgw.store.delivery import rematch_op
+
+    alert_id = _alert(engine, tmp_path)
+    run(engine, receipt_op, [_receipt("m1")])  # no part yet: unmatched
+    # The part arrives the way another process's sent_op would have written it
+    # had it not seen the receipt (no early matching here).
+    with engine.begin() as conn:
+        conn.execute(
+            S.parts.insert(),
+            [
+                {
+                    "alert_id": alert_id,
+                    "part_no": 1,
+                    "carrier": "sim",
+                    "message_id": "m1",
+                    "status": "submitted",
+                    "error": None,
+                    "submitted_at": NOW,
+                    "done_at": None,
+                }
+            ],
+        )
+        conn.execute(
+            S.alerts.update()
+            .where(S.alerts.c.id == alert_id)
+            .values(status="submitted")
+        )
+    assert run(engine, rematch_op, [1000]) == [1]
+    assert _status(engine, alert_id) == "delivered"
+    assert run(engine, rematch_op, [1000]) == [0]

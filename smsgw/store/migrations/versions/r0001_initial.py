@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: (none)
-Create Date: 2026-11-29 10:29:45.062446
+Create Date: 2026-11-29 10:42:31.312895
 """
 
 from __future__ import annotations
@@ -70,6 +70,13 @@ def upgrade() -> None:
     with op.batch_alter_table("receipts", schema=None) as batch_op:
         batch_op.create_index(
             "ix_receipts_carrier_message", ["carrier", "message_id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_receipts_waiting",
+            ["received_at"],
+            unique=False,
+            sqlite_where=sa.text("NOT matched"),
+            postgresql_where=sa.text("NOT matched"),
         )
 
     op.create_table(
@@ -202,6 +209,11 @@ def downgrade() -> None:
 
     op.drop_table("subscribers")
     with op.batch_alter_table("receipts", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ix_receipts_waiting",
+            sqlite_where=sa.text("NOT matched"),
+            postgresql_where=sa.text("NOT matched"),
+        )
         batch_op.drop_index("ix_receipts_carrier_message")
 
     op.drop_table("receipts")
