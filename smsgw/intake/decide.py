@@ -164,12 +164,14 @@ class Intake:
                 key,
             )
         d = self.acceptor.accept(terminal, txn)
-        return d.addCallbacks(
+        answered = d.addCallbacks(
             self._answered,
             self._failed,
             callbackArgs=(txn, key),
             errbackArgs=(txn, key, terminal),
         )
+        # The terminal is authenticated: even an internal error is signed.
+        return answered.addErrback(self._failed, txn, key, terminal)
 
     def _answered(self, result: AcceptResult, txn: Txn, key: TerminalKey) -> bytes:
         if result.status == "conflict":

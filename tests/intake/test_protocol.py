@@ -599,3 +599,21 @@ def test_a_stalled_store_answers_unavailable_and_a_late_commit_is_kept() -> None
     assert (dup["status"], dup["ref"]) == ("duplicate", "R7")
     assert c.clock.getDelayedCalls()[0].getTime() > NOW  # only the idle timer
     assert len(c.clock.getDelayedCalls()) == 1
+
+
+def test_an_internal_error_after_authentication_is_still_signed() -> None:
+    """If building the ack fails, the answer is a signed unavailable."""
+
+    class Odd(FakeAcceptor):
+        def accept(self, terminal: Terminal, txn: Txn) -> defer.Deferred[AcceptResult]:
+            return defer.succeed("not a result")  # type: ignore[arg-type]
+
+    c = Conn()
+    c.intake.acceptor = Odd()
+    c.send(frame(txn_body("i1")))
+    [error] = c.responses()
+    assert (error["code"], error["txn_id"], error["_signed_ok"]) == (
+        "unavailable",
+        "i1",
+        True,
+    )
