@@ -10,10 +10,11 @@ first copy could not be committed, a waiting copy is tried on its own.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 
 from twisted.internet import defer
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -50,6 +51,8 @@ class StoreAcceptor:
         self.clock = clock
         self.on_queued = on_queued
         self.commit_timeout = commit_timeout
+        self._waiting: deque[tuple[float, Txn, defer.Deferred[AcceptResult]]] = deque()
+        self._timer: IDelayedCall | None = None
         self._inflight: dict[tuple[str, str], defer.Deferred[None]] = {}
 
     def issuer_for(self, terminal: Terminal, txn: Txn) -> IssuerConfig:
@@ -101,18 +104,16 @@ class StoreAcceptor:
         """``d``, or ``unavailable`` when the store has not answered within
         ``commit_timeout`` (a stalled database must not leave terminals
         without an answer). A commit that lands later is kept, its alerts are
-        sent, and the terminal's retry is answered ``duplicate``."""
+        sent, and the terminal's retry is answered ``duplicate``.
+
+        One timer serves every waiting commit: deadlines come in submission
+        order, so it fires for the oldest (a timer per transaction would cost
+        more than the rest of its hand-over).
+        """
         answer: defer.Deferred[AcceptResult] = defer.Deferred()
 
-        def late() -> None:
-            log.warn("commit timeout txn_id={txn_id}", txn_id=txn.txn_id)
-            answer.errback(Unavailable("the store did not commit in time"))
-
-        timer = self.clock.callLater(self.commit_timeout, late)
-
         def settle(result: object) -> None:
-            if timer.active():
-                timer.cancel()
+            if not answer.called:
                 answer.callback(result)  # type: ignore[arg-type]
             elif isinstance(result, Failure):
                 log.warn(
@@ -121,8 +122,31 @@ class StoreAcceptor:
                     error=result.getErrorMessage(),
                 )
 
+        self._waiting.append((self.clock.seconds() + self.commit_timeout, txn, answer))
+        if self._timer is None:
+            self._timer = self.clock.callLater(self.commit_timeout, self._expire)
         d.addBoth(settle)
         return answer
+
+    def _expire(self) -> None:
+        self._timer = None
+        now = self.clock.seconds()
+        waiting = self._waiting
+        while waiting and (waiting[0][2].called or waiting[0][0] <= now):
+            _, txn, answer = waiting.popleft()
+            if not answer.called:
+                log.warn("commit timeout txn_id={txn_id}", txn_id=txn.txn_id)
+                answer.errback(Unavailable("the store did not commit in time"))
+        while waiting and waiting[0][2].called:
+            waiting.popleft()
+        if waiting:
+            self._timer = self.clock.callLater(waiting[0][0] - now, self._expire)
+
+    def stop(self) -> None:
+        """Cancel the deadline timer (the gateway is stopping)."""
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
 
     def _committed(self, accepted: Accepted) -> AcceptResult:
         if accepted.queued:

@@ -111,6 +111,7 @@ class _Lifecycle(Service):
     def stopService(self) -> None:
         super().stopService()
         self.gateway.intake.closing = True
+        self.gateway.acceptor.stop()
         self.gateway.dispatcher.stop()
 
 

@@ -597,8 +597,9 @@ def test_a_stalled_store_answers_unavailable_and_a_late_commit_is_kept() -> None
     writer.items[1][1].callback(Accepted(AcceptResult("duplicate", "R7", 1)))
     [dup] = c.responses()
     assert (dup["status"], dup["ref"]) == ("duplicate", "R7")
-    assert c.clock.getDelayedCalls()[0].getTime() > NOW  # only the idle timer
-    assert len(c.clock.getDelayedCalls()) == 1
+    c.clock.advance(5.0)  # the deadline timer finds nothing left waiting
+    assert c.responses() == []
+    assert len(c.clock.getDelayedCalls()) == 1  # only the idle timer
 
 
 def test_an_internal_error_after_authentication_is_still_signed() -> None:
@@ -617,3 +618,42 @@ def test_an_internal_error_after_authentication_is_still_signed() -> None:
         "i1",
         True,
     )
+
+
+def test_commit_deadlines_follow_each_transaction() -> None:
+    """With the store stalled, each transaction times out commit_timeout after
+    its own arrival; one answered in time is not touched."""
+    from smsgw.intake.accept import StoreAcceptor
+    from smsgw.service.config_alerts import IssuerConfig
+    from smsgw.store.accept import Accepted
+
+    pending: list[defer.Deferred[Any]] = []
+
+    class Writer:
+        def submit(self, op: Any, item: Any) -> defer.Deferred[Any]:
+            d: defer.Deferred[Any] = defer.Deferred()
+            pending.append(d)
+            return d
+
+    c = Conn()
+    c.intake.acceptor = StoreAcceptor(
+        Writer(),  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        (IssuerConfig(),),
+        c.clock,
+        lambda q: None,
+        commit_timeout=5.0,
+    )
+    for i in range(3):
+        c.send(frame(txn_body(f"d{i}", ts=int(c.clock.seconds()))))
+        c.clock.advance(1.0)
+    pending[2].callback(Accepted(AcceptResult("accepted", "R3", 1)))
+    c.clock.advance(2.0)  # t=5: d0 is due
+    assert [r.get("code") for r in c.responses()] == ["unavailable"]
+    c.clock.advance(1.0)  # t=6: d1 is due, then d2's answer is written in order
+    assert [(r["txn_id"], r.get("code") or r["status"]) for r in c.responses()] == [
+        ("d1", "unavailable"),
+        ("d2", "accepted"),
+    ]
+    c.clock.advance(10.0)
+    assert len(c.clock.getDelayedCalls()) == 1  # only the idle timer
