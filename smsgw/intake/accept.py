@@ -58,8 +58,8 @@ class StoreAcceptor:
     def issuer_for(self, terminal: Terminal, txn: Txn) -> IssuerConfig:
         """The issuer profile: the request's, else the terminal's, else the first.
 
-        Validation already refused an issuer the terminal may not use; an
-        unknown issuer name is refused here with ValueError (``invalid``).
+        The intake already refused (``invalid``) an issuer that is not
+        configured or that the terminal may not use.
         """
         name = txn.issuer or terminal.issuer
         if name is None:
@@ -78,7 +78,11 @@ class StoreAcceptor:
                 return result
 
             first.addBoth(again)
-            return waiter.addCallback(lambda _: self.accept(terminal, txn))
+            # Its own deadline too: a stalled first copy must not hold the
+            # retry without an answer.
+            return self._deadline(
+                waiter.addCallback(lambda _: self.accept(terminal, txn)), txn
+            )
         done: defer.Deferred[None] = defer.Deferred()
         self._inflight[key] = done
         item = AcceptItem(

@@ -657,3 +657,31 @@ def test_commit_deadlines_follow_each_transaction() -> None:
     ]
     c.clock.advance(10.0)
     assert len(c.clock.getDelayedCalls()) == 1  # only the idle timer
+
+
+def test_a_retry_waiting_for_a_stalled_first_copy_gets_its_own_deadline() -> None:
+    """The first copy stalls: both it and the retry that waits for it are
+    answered unavailable at their own deadlines."""
+    from smsgw.intake.accept import StoreAcceptor
+    from smsgw.service.config_alerts import IssuerConfig
+
+    class Writer:
+        def submit(self, op: Any, item: Any) -> defer.Deferred[Any]:
+            return defer.Deferred()  # never commits
+
+    c = Conn()
+    c.intake.acceptor = StoreAcceptor(
+        Writer(),  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        (IssuerConfig(),),
+        c.clock,
+        lambda q: None,
+        commit_timeout=5.0,
+    )
+    c.send(frame(txn_body("x1")))
+    c.clock.advance(2.0)
+    c.send(frame(txn_body("x1", ts=int(NOW) + 2)))
+    c.clock.advance(3.0)
+    assert [r["code"] for r in c.responses()] == ["unavailable"]
+    c.clock.advance(2.0)
+    assert [r["code"] for r in c.responses()] == ["unavailable"]
