@@ -37,16 +37,8 @@ from smsgw.codec import pdu as P
 from smsgw.dispatch.policy import Router, backoff, describe, is_permanent
 from smsgw.service.config_alerts import DispatchConfig
 from smsgw.store import schema as S
-from smsgw.store.delivery import (
-    Claim,
-    Renew,
-    claim_op,
-    release_op,
-    rematch_op,
-    renew_op,
-    sent_op,
-    update_op,
-)
+from smsgw.store.claims import Claim, Renew, claim_op, release_op, renew_op
+from smsgw.store.delivery import rematch_op, sent_op, update_op
 from smsgw.store.rows import AlertUpdate, QueuedAlert, Sent, SentPart
 from smsgw.store.writer import BatchOp, DbWriter
 

@@ -8,34 +8,26 @@ no part and stays unmatched until `sent_op` records the part and applies
 it. Duplicated receipts change nothing. An alert is ``delivered`` when every
 part is, ``failed`` when one failed, ``expired`` when one expired.
 
-Claims: an alert belongs to the node named in ``claimed_by`` until
-``claimed_until``. `claim_op` takes ready alerts nobody holds (or whose
-holder's lease ran out) with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
-several gateway processes share one queue without taking the same alert.
+Claims and leases are in smsgw.store.claims.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, select, update
 
 from smsgw.codec.constants import FINAL_STATS
 from smsgw.store import schema as S
 from smsgw.store.query import driver_sql, insert_rows, run_many, select_pairs
-from smsgw.store.rows import AlertUpdate, QueuedAlert, ReceiptRecord, Sent, SentPart
+from smsgw.store.rows import AlertUpdate, ReceiptRecord, Sent, SentPart
 from smsgw.store.writer import BatchOp
 
 __all__ = [
-    "Claim",
-    "claim_op",
     "part_status",
     "receipt_op",
-    "release_op",
     "rematch_op",
-    "renew_op",
     "sent_op",
     "update_op",
 ]
@@ -336,115 +328,3 @@ def _update_run(conn: Connection, items: Sequence[AlertUpdate]) -> list[None]:
 
 
 update_op: BatchOp[AlertUpdate, None] = BatchOp("update", _update_run)
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """Take up to ``limit`` ready alerts for ``node`` until ``now + lease``.
-
-    ``reclaim_own``: alerts this node held before a restart are taken back
-    at once; ``reclaim_any``: every claimed alert is (SQLite, which has a
-    single gateway process by definition).
-    """
-
-    node: str
-    now: float
-    lease: float
-    limit: int
-    reclaim_own: bool = True
-    reclaim_any: bool = False
-    exclude: frozenset[str] = frozenset()
-
-
-def _claim_run(conn: Connection, items: Sequence[Claim]) -> list[list[QueuedAlert]]:
-    out: list[list[QueuedAlert]] = []
-    a = S.alerts
-    for claim in items:
-        free = or_(a.c.claimed_until.is_(None), a.c.claimed_until < claim.now)
-        if claim.reclaim_any:
-            free = a.c.status == S.QUEUED
-        elif claim.reclaim_own:
-            free = or_(free, a.c.claimed_by == claim.node)
-        q = (
-            select(
-                a.c.id,
-                a.c.ref,
-                a.c.issuer,
-                a.c.destination,
-                a.c.text,
-                a.c.priority,
-                a.c.source_addr,
-                a.c.not_before,
-                a.c.expires_at,
-                a.c.attempts,
-            )
-            .where(a.c.status == S.QUEUED)
-            .where(a.c.not_before <= claim.now)
-            .where(free)
-            .order_by(a.c.priority.desc(), a.c.not_before)
-            .limit(claim.limit + len(claim.exclude))
-        )
-        if conn.dialect.name == "postgresql":
-            q = q.with_for_update(skip_locked=True)
-        rows = [row for row in conn.execute(q) if row.id not in claim.exclude]
-        rows = rows[: claim.limit]
-        if rows:
-            conn.execute(
-                update(a)
-                .where(a.c.id.in_([row.id for row in rows]))
-                .values(claimed_by=claim.node, claimed_until=claim.now + claim.lease)
-            )
-        out.append([QueuedAlert(**row._mapping) for row in rows])
-    return out
-
-
-claim_op: BatchOp[Claim, list[QueuedAlert]] = BatchOp("claim", _claim_run)
-
-
-@dataclass(frozen=True, slots=True)
-class Renew:
-    """Extend this node's lease on the alerts it holds (``ids``) only: an
-    alert this node claimed but no longer holds (its record failed, it was
-    released) lapses and is claimed again."""
-
-    node: str
-    until: float
-    ids: tuple[str, ...]
-
-
-def _renew_run(conn: Connection, items: Sequence[Renew]) -> list[int]:
-    a = S.alerts
-    out = []
-    for item in items:
-        renewed = 0
-        for start in range(0, len(item.ids), 500):
-            result = conn.execute(
-                update(a)
-                .where(a.c.id.in_(item.ids[start : start + 500]))
-                .where(a.c.claimed_by == item.node)
-                .where(a.c.status == S.QUEUED)
-                .values(claimed_until=item.until)
-            )
-            renewed += result.rowcount
-        out.append(renewed)
-    return out
-
-
-renew_op: BatchOp[Renew, int] = BatchOp("renew", _renew_run)
-
-
-def _release_run(conn: Connection, items: Sequence[tuple[str, ...]]) -> list[None]:
-    a = S.alerts
-    ids = [alert_id for item in items for alert_id in item]
-    for start in range(0, len(ids), 500):
-        conn.execute(
-            update(a)
-            .where(a.c.id.in_(ids[start : start + 500]))
-            .where(a.c.status == S.QUEUED)
-            .values(claimed_by=None, claimed_until=None)
-        )
-    return [None] * len(items)
-
-
-#: Give claimed alerts back to the queue (this node holds too many).
-release_op: BatchOp[tuple[str, ...], None] = BatchOp("release", _release_run)

@@ -7,16 +7,8 @@ from pathlib import Path
 from sqlalchemy import Engine, select
 
 from smsgw.store import schema as S
-from smsgw.store.delivery import (
-    Claim,
-    Renew,
-    claim_op,
-    receipt_op,
-    release_op,
-    renew_op,
-    sent_op,
-    update_op,
-)
+from smsgw.store.claims import Claim, Renew, claim_op, release_op, renew_op
+from smsgw.store.delivery import receipt_op, sent_op, update_op
 from smsgw.store.rows import AlertUpdate, ReceiptRecord, Sent, SentPart
 from tests.store.helpers import ACCEPT, NOW, hasher, item, run, txn
 
