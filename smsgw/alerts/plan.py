@@ -11,7 +11,8 @@ what the registries hold for the card and the merchant. The rules:
 - urgent alerts (declined, reversal, at or above the issuer's large amount)
   go at once; others wait for the end of the subscriber's quiet hours;
 - language: the request's when supported, else the subscriber's, else the
-  issuer's default; the merchant's template for that language when it has one;
+  issuer's default; the merchant's template for that language when it has one,
+  else the issuer profile's, else the built-in;
 - a merchant with numbers gets a short notice on each (when the issuer
   profile notifies merchants).
 """
@@ -192,7 +193,7 @@ def plan_alerts(
         )
         template = (
             merchant.templates.get(lang) if merchant and merchant.templates else None
-        )
+        ) or issuer.templates.get(lang)
         not_before = now
         if (
             subscriber is not None
@@ -273,7 +274,7 @@ def _plan(
     try:
         rendered = render(facts, lang, template, default_lang=issuer.default_lang)
     except TemplateError as e:
-        # A merchant's template that fails must not cost the cardholder the alert.
+        # A template that fails must not cost the cardholder the alert.
         log.warn("merchant template failed ({error}); built-in used", error=str(e))
         rendered = render(facts, lang, None, default_lang=issuer.default_lang)
     return AlertPlan(

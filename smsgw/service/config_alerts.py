@@ -50,6 +50,8 @@ class IssuerConfig:
     notify_merchants: bool = True
     alert_declined: bool = True
     large_amounts: Mapping[str, Decimal] = field(default_factory=dict)
+    # Cardholder alert template per language (merchant templates win).
+    templates: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,6 +129,29 @@ def _amounts(value: object, where: Where) -> Mapping[str, Decimal]:
     return result
 
 
+def _templates(value: object, where: Where) -> Mapping[str, str]:
+    """Language -> template, each checked like a merchant's (sandbox rules)."""
+    from smsgw.alerts.templates import TemplateError, check_template
+
+    if not isinstance(value, dict):
+        raise Invalid(f"must be a mapping of language to template, got {show(value)}")
+    result: dict[str, str] = {}
+    for lang, source in value.items():
+        at = where.key(str(lang))
+        if lang not in LANGUAGES:
+            at.error(f"unknown language (expected one of: {', '.join(LANGUAGES)})")
+        elif not isinstance(source, str):
+            at.error(f"must be a template string, got {show(source)}")
+        else:
+            try:
+                check_template(source)
+            except TemplateError as e:
+                at.error(str(e))
+            else:
+                result[lang] = source
+    return result
+
+
 ISSUER = section(
     IssuerConfig,
     {
@@ -138,6 +163,7 @@ ISSUER = section(
         "notify_merchants": boolean,
         "alert_declined": boolean,
         "large_amounts": _amounts,
+        "templates": _templates,
     },
 )
 

@@ -199,3 +199,25 @@ def test_e164_normalises_and_refuses() -> None:
     assert e164("+8613800138000") == "+8613800138000"
     assert e164("+861") is None
     assert e164("not a number") is None
+
+
+def test_issuer_template_applies_unless_the_merchant_has_one() -> None:
+    """An issuer profile's template shapes its alerts; a merchant's wins."""
+    issuer = IssuerConfig(
+        signature={"zh": "示例银行", "en": "Demo Bank"},
+        templates={"en": "{{ signature }} card {{ last4 }}: {{ amount }}"},
+    )
+    [alert] = plan(txn(msisdn="+8613800138000", lang="en"), issuer=issuer)
+    assert alert.text == "Demo Bank card 7894: CNY 128.50"
+    merchant = Merchant(
+        "default",
+        "M001",
+        "Starbucks",
+        templates={"en": "{{ amount }} at M001, card {{ last4 }}"},
+    )
+    [alert] = plan(
+        txn(msisdn="+8613800138000", lang="en"), merchant=merchant, issuer=issuer
+    )
+    assert alert.text == "CNY 128.50 at M001, card 7894"
+    [alert] = plan(txn(msisdn="+8613800138000", lang="zh"), issuer=issuer)
+    assert alert.text.startswith("【示例银行】")  # no zh template: the built-in

@@ -784,3 +784,14 @@ def test_production_example_has_failover_and_tls(tmp_path: Path) -> None:
     assert by_name["domestic"].priority < by_name["aggregator"].priority
     assert cfg.admin.token is not None
     assert any(len(terminal.keys) == 2 for terminal in cfg.terminals)
+
+
+def test_issuer_templates_are_checked_at_load(tmp_path: Path) -> None:
+    """An issuer template breaking the sandbox rules is a config error with its path."""
+    data = yaml.safe_load(Path("conf/smsgw.yaml").read_text())
+    data["issuers"][0]["templates"] = {"en": "{{ signature }} {{ last4 }}"}
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, base_dir=Path("conf"), environ={})
+    [error] = info.value.errors
+    assert error.startswith("issuers[0].templates.en: ")
+    assert "amount" in error
