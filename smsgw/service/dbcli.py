@@ -7,14 +7,10 @@ import sys
 from typing import TYPE_CHECKING, TextIO
 
 from smsgw.service.config import ConfigError, load_config, mask_url
+from smsgw.store.remote import describe_error
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
-
-
-def _problem(e: Exception) -> str:
-    lines = str(e).splitlines()
-    return f"{type(e).__name__}: {lines[0] if lines else ''}"
 
 
 def _engine(ns: argparse.Namespace, err: TextIO) -> Engine | None:
@@ -41,7 +37,7 @@ def db_upgrade(
     try:
         before, after = upgrade(engine)
     except Exception as e:
-        err.write(f"smsgw db upgrade: {ns.url_shown}: {_problem(e)}\n")
+        err.write(f"smsgw db upgrade: {ns.url_shown}: {describe_error(e)}\n")
         return 1
     if before == after:
         out.write(f"{ns.url_shown}: schema already at revision {after}\n")
@@ -64,7 +60,7 @@ def db_status(
     try:
         current = current_revision(engine)
     except Exception as e:
-        err.write(f"smsgw db status: {ns.url_shown}: {_problem(e)}\n")
+        err.write(f"smsgw db status: {ns.url_shown}: {describe_error(e)}\n")
         return 1
     head = head_revision()
     state = "current" if current == head else "needs `smsgw db upgrade`"

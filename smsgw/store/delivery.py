@@ -185,8 +185,8 @@ def _receipt_run(conn: Connection, items: Sequence[ReceiptRecord]) -> list[None]
 receipt_op: BatchOp[ReceiptRecord, None] = BatchOp("receipt", _receipt_run)
 
 
-def _insert_parts(
-    conn: Connection, alert_id: str, carrier: str, parts: Sequence[SentPart], now: float
+def _part_rows(
+    alert_id: str, carrier: str, parts: Sequence[SentPart], now: float
 ) -> list[dict[str, Any]]:
     return [
         {
@@ -225,7 +225,7 @@ def _sent_run(conn: Connection, items: Sequence[Sent]) -> list[None]:
     rows = [
         row
         for i in items
-        for row in _insert_parts(conn, i.alert_id, i.carrier, i.parts, i.now)
+        for row in _part_rows(i.alert_id, i.carrier, i.parts, i.now)
         if (row["alert_id"], row["part_no"]) not in existing
     ]
     insert_rows(conn, p, rows)
@@ -295,7 +295,7 @@ def _update_run(conn: Connection, items: Sequence[AlertUpdate]) -> list[None]:
         row
         for i in items
         if i.carrier is not None
-        for row in _insert_parts(conn, i.alert_id, i.carrier, i.parts, i.now)
+        for row in _part_rows(i.alert_id, i.carrier, i.parts, i.now)
     ]
     if part_rows:
         existing = {

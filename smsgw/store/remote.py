@@ -28,7 +28,7 @@ from typing import IO, Any
 
 from sqlalchemy import Connection
 
-__all__ = ["RemoteStore", "StoreProcessError"]
+__all__ = ["RemoteStore", "StoreProcessError", "describe_error"]
 
 _LENGTH = struct.Struct(">I")
 Groups = Sequence[tuple[Any, list[Any]]]
@@ -115,7 +115,8 @@ class RemoteStore:
             proc.kill()
 
 
-def _describe(e: BaseException) -> str:
+def describe_error(e: BaseException) -> str:
+    """The first line of an error (SQL parameters are hidden by the engine)."""
     lines = str(getattr(e, "orig", None) or e).splitlines()
     return f"{type(e).__name__}: {lines[0] if lines else ''}"
 
@@ -139,7 +140,7 @@ def _serve(url: str, inp: IO[bytes], out: IO[bytes]) -> None:
                     results.append(_run(ops[name], conn, items))
             _write(out, ("ok", results))
         except Exception as e:
-            _write(out, ("error", _describe(e)))
+            _write(out, ("error", describe_error(e)))
     engine.dispose()
 
 

@@ -32,7 +32,7 @@ from twisted.internet.interfaces import IReactorFromThreads
 from twisted.logger import Logger
 from typing_extensions import override
 
-from smsgw.store.remote import RemoteStore
+from smsgw.store.remote import RemoteStore, describe_error
 
 __all__ = ["BatchOp", "DbWriter", "StoreUnavailable"]
 
@@ -205,7 +205,7 @@ class DbWriter:
                 log.warn(
                     "store batch of {count} failed ({error}); writing each alone",
                     count=len(batch),
-                    error=_describe(e),
+                    error=describe_error(e),
                 )
                 outcome = []
                 for entry in batch:
@@ -219,7 +219,7 @@ class DbWriter:
 
     @staticmethod
     def _failed(entry: _Entry, e: Exception) -> str:
-        reason = _describe(e)
+        reason = describe_error(e)
         log.error(
             "store write failed op={op} error={error}", op=entry[0].name, error=reason
         )
@@ -262,9 +262,3 @@ class DbWriter:
     def _ended(self) -> None:
         assert self._stopped is not None
         self._stopped.callback(None)
-
-
-def _describe(e: Exception) -> str:
-    """The first line of an error (SQL parameters are hidden by the engine)."""
-    lines = str(getattr(e, "orig", None) or e).splitlines()
-    return f"{type(e).__name__}: {lines[0] if lines else ''}"

@@ -19,11 +19,14 @@ from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
+from smsgw.intake.accept import StoreAcceptor
 from smsgw.intake.decide import AcceptResult, Intake
 from smsgw.intake.envelope import TerminalKey, request_frame
 from smsgw.intake.protocol import IntakeFactory, IntakeProtocol
 from smsgw.intake.terminals import Terminal
 from smsgw.intake.validate import Txn
+from smsgw.service.config_alerts import IssuerConfig
+from smsgw.store.accept import Accepted
 
 KEY = bytes.fromhex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
 OLD_KEY = bytes(range(100, 132))
@@ -171,6 +174,40 @@ class Conn:
 
     def close(self) -> None:
         self.proto.connectionLost(None)  # type: ignore[arg-type]
+
+
+class HeldWriter:
+    """A store writer whose commits the test completes (or never does)."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[Any, defer.Deferred[Any]]] = []
+
+    def submit(self, op: Any, item: Any) -> defer.Deferred[Any]:
+        d: defer.Deferred[Any] = defer.Deferred()
+        self.items.append((item, d))
+        return d
+
+    def commit(
+        self, index: int, status: str, ref: str, queued: tuple[Any, ...] = ()
+    ) -> None:
+        """Answer write ``index`` as committed with ``status``."""
+        self.items[index][1].callback(Accepted(AcceptResult(status, ref, 1), queued))  # type: ignore[arg-type]
+
+
+def store_acceptor(
+    c: Conn, *, commit_timeout: float = 10.0, queued: list[Any] | None = None
+) -> HeldWriter:
+    """Put a StoreAcceptor over a HeldWriter behind connection ``c``."""
+    writer = HeldWriter()
+    c.intake.acceptor = StoreAcceptor(
+        writer,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        (IssuerConfig(),),
+        c.clock,
+        (queued if queued is not None else []).extend,
+        commit_timeout=commit_timeout,
+    )
+    return writer
 
 
 def test_spec_test_vector_is_accepted_and_signed() -> None:
@@ -471,31 +508,14 @@ def test_rate_limited_request_does_not_use_up_its_txn_id() -> None:
 
 def test_copy_arriving_while_the_first_commits_is_a_duplicate() -> None:
     """Two copies pipelined: the second waits for the first and is a duplicate."""
-    from smsgw.intake.accept import StoreAcceptor
-
-    class Writer:
-        def __init__(self) -> None:
-            self.items: list[tuple[Any, defer.Deferred[Any]]] = []
-
-        def submit(self, op: Any, item: Any) -> defer.Deferred[Any]:
-            d: defer.Deferred[Any] = defer.Deferred()
-            self.items.append((item, d))
-            return d
-
-    from smsgw.service.config_alerts import IssuerConfig
-    from smsgw.store.accept import Accepted
-
-    writer = Writer()
-    clock = Clock()
-    acceptor = StoreAcceptor(writer, None, (IssuerConfig(),), clock, lambda q: None)  # type: ignore[arg-type]
     c = Conn()
-    c.intake.acceptor = acceptor
+    writer = store_acceptor(c)
     c.send(frame(txn_body("c1")) + frame(txn_body("c1", ts=int(NOW) + 1)))
     assert len(writer.items) == 1  # the copy waits; it is not written
-    writer.items[0][1].callback(Accepted(AcceptResult("accepted", "R9", 1)))
+    writer.commit(0, "accepted", "R9")
     # the copy is then judged by the store (which now knows c1)
     assert len(writer.items) == 2
-    writer.items[1][1].callback(Accepted(AcceptResult("duplicate", "R9", 1)))
+    writer.commit(1, "duplicate", "R9")
     first, second = c.responses()
     assert (first["status"], second["status"], second["ref"]) == (
         "accepted",
@@ -558,31 +578,9 @@ def test_card_numbers_are_never_echoed_or_stored_from_the_wrong_field() -> None:
 def test_a_stalled_store_answers_unavailable_and_a_late_commit_is_kept() -> None:
     """No commit within commit_timeout: unavailable; the commit landing later is
     kept (its alerts go to dispatch) and the retry is a duplicate."""
-    from smsgw.intake.accept import StoreAcceptor
-    from smsgw.service.config_alerts import IssuerConfig
-    from smsgw.store.accept import Accepted
-
-    class Writer:
-        def __init__(self) -> None:
-            self.items: list[tuple[Any, defer.Deferred[Any]]] = []
-
-        def submit(self, op: Any, item: Any) -> defer.Deferred[Any]:
-            d: defer.Deferred[Any] = defer.Deferred()
-            self.items.append((item, d))
-            return d
-
-    writer = Writer()
     queued: list[Any] = []
     c = Conn()
-    acceptor = StoreAcceptor(
-        writer,  # type: ignore[arg-type]
-        None,  # type: ignore[arg-type]
-        (IssuerConfig(),),
-        c.clock,
-        queued.extend,
-        commit_timeout=5.0,
-    )
-    c.intake.acceptor = acceptor
+    writer = store_acceptor(c, commit_timeout=5.0, queued=queued)
     c.send(frame(txn_body("s1")))
     c.clock.advance(5.0)
     [error] = c.responses()
@@ -591,10 +589,10 @@ def test_a_stalled_store_answers_unavailable_and_a_late_commit_is_kept() -> None
         "s1",
         True,
     )
-    writer.items[0][1].callback(Accepted(AcceptResult("accepted", "R7", 1), ("alert",)))
+    writer.commit(0, "accepted", "R7", ("alert",))
     assert queued == ["alert"]
     c.send(frame(txn_body("s1", ts=int(NOW) + 6)))
-    writer.items[1][1].callback(Accepted(AcceptResult("duplicate", "R7", 1)))
+    writer.commit(1, "duplicate", "R7")
     [dup] = c.responses()
     assert (dup["status"], dup["ref"]) == ("duplicate", "R7")
     c.clock.advance(5.0)  # the deadline timer finds nothing left waiting
@@ -623,31 +621,12 @@ def test_an_internal_error_after_authentication_is_still_signed() -> None:
 def test_commit_deadlines_follow_each_transaction() -> None:
     """With the store stalled, each transaction times out commit_timeout after
     its own arrival; one answered in time is not touched."""
-    from smsgw.intake.accept import StoreAcceptor
-    from smsgw.service.config_alerts import IssuerConfig
-    from smsgw.store.accept import Accepted
-
-    pending: list[defer.Deferred[Any]] = []
-
-    class Writer:
-        def submit(self, op: Any, item: Any) -> defer.Deferred[Any]:
-            d: defer.Deferred[Any] = defer.Deferred()
-            pending.append(d)
-            return d
-
     c = Conn()
-    c.intake.acceptor = StoreAcceptor(
-        Writer(),  # type: ignore[arg-type]
-        None,  # type: ignore[arg-type]
-        (IssuerConfig(),),
-        c.clock,
-        lambda q: None,
-        commit_timeout=5.0,
-    )
+    writer = store_acceptor(c, commit_timeout=5.0)
     for i in range(3):
         c.send(frame(txn_body(f"d{i}", ts=int(c.clock.seconds()))))
         c.clock.advance(1.0)
-    pending[2].callback(Accepted(AcceptResult("accepted", "R3", 1)))
+    writer.commit(2, "accepted", "R3")
     c.clock.advance(2.0)  # t=5: d0 is due
     assert [r.get("code") for r in c.responses()] == ["unavailable"]
     c.clock.advance(1.0)  # t=6: d1 is due, then d2's answer is written in order
@@ -662,22 +641,8 @@ def test_commit_deadlines_follow_each_transaction() -> None:
 def test_a_retry_waiting_for_a_stalled_first_copy_gets_its_own_deadline() -> None:
     """The first copy stalls: both it and the retry that waits for it are
     answered unavailable at their own deadlines."""
-    from smsgw.intake.accept import StoreAcceptor
-    from smsgw.service.config_alerts import IssuerConfig
-
-    class Writer:
-        def submit(self, op: Any, item: Any) -> defer.Deferred[Any]:
-            return defer.Deferred()  # never commits
-
     c = Conn()
-    c.intake.acceptor = StoreAcceptor(
-        Writer(),  # type: ignore[arg-type]
-        None,  # type: ignore[arg-type]
-        (IssuerConfig(),),
-        c.clock,
-        lambda q: None,
-        commit_timeout=5.0,
-    )
+    store_acceptor(c, commit_timeout=5.0)  # nothing is ever committed
     c.send(frame(txn_body("x1")))
     c.clock.advance(2.0)
     c.send(frame(txn_body("x1", ts=int(NOW) + 2)))
