@@ -207,17 +207,6 @@ class Dispatcher:
             while self._later and self._later[0][0] <= now:
                 self._ready.append(heapq.heappop(self._later)[3])
             full = down = False  # some alert waits for room / for a bind
-            if not any(link.bound for link in self.links.values()):
-                # Nothing can be sent: only expire what is due, set the rest aside.
-                while self._ready:
-                    job = self._ready.popleft()
-                    if now >= job.alert.expires_at:
-                        self._finish(
-                            job, S.EXPIRED, "ttl passed while no carrier was bound", now
-                        )
-                    else:
-                        self._blocked.append(job)
-                        down = True
             while self._ready:
                 if self.unconfirmed >= self.max_unconfirmed:
                     break  # _confirmed pumps again when a record is committed
@@ -227,13 +216,18 @@ class Dispatcher:
                         job, S.EXPIRED, "ttl passed before the alert could be sent", now
                     )
                     continue
-                if not self.router.candidates(job.alert.destination):
-                    self._finish(job, S.FAILED, "no carrier routes this number", now)
-                    continue
                 link = self._pick(job)
-                if link is None:  # its carriers are all down: the others go on
-                    self._blocked.append(job)
+                if link is None:
+                    if not self.router.candidates(job.alert.destination):
+                        self._finish(
+                            job, S.FAILED, "no carrier routes this number", now
+                        )
+                        continue
+                    self._blocked.append(job)  # its carriers are down: others go on
                     down = True
+                    if not any(other.bound for other in self.links.values()):
+                        self._set_aside(now)  # nothing can be sent: don't scan
+                        break
                     continue
                 pdus = job.pdus.get(link.name)
                 if pdus is None:
@@ -265,6 +259,17 @@ class Dispatcher:
                 self._poll_soon(self.cfg.poll_interval)  # a bind takes seconds
         finally:
             self._pumping = False
+
+    def _set_aside(self, now: float) -> None:
+        """Every bind is down: expire what is due, set the rest aside."""
+        while self._ready:
+            job = self._ready.popleft()
+            if now >= job.alert.expires_at:
+                self._finish(
+                    job, S.EXPIRED, "ttl passed while no carrier was bound", now
+                )
+            else:
+                self._blocked.append(job)
 
     def _pick(self, job: _Job) -> CarrierLink | None:
         best: CarrierLink | None = None

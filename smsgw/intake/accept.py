@@ -51,7 +51,7 @@ class StoreAcceptor:
         self.clock = clock
         self.on_queued = on_queued
         self.commit_timeout = commit_timeout
-        self._waiting: deque[tuple[float, Txn, defer.Deferred[AcceptResult]]] = deque()
+        self._waiting: deque[tuple[float, str, defer.Deferred[AcceptResult]]] = deque()
         self._timer: IDelayedCall | None = None
         self._inflight: dict[tuple[str, str], defer.Deferred[None]] = {}
 
@@ -119,6 +119,11 @@ class StoreAcceptor:
         def settle(result: object) -> None:
             if not answer.called:
                 answer.callback(result)  # type: ignore[arg-type]
+                # Commits come back mostly in order: forget the answered ones
+                # at the head now, so the queue holds only what is in flight.
+                waiting = self._waiting
+                while waiting and waiting[0][2].called:
+                    waiting.popleft()
             elif isinstance(result, Failure):
                 log.warn(
                     "late commit failed txn_id={txn_id}: {error}",
@@ -126,7 +131,9 @@ class StoreAcceptor:
                     error=result.getErrorMessage(),
                 )
 
-        self._waiting.append((self.clock.seconds() + self.commit_timeout, txn, answer))
+        self._waiting.append(
+            (self.clock.seconds() + self.commit_timeout, txn.txn_id, answer)
+        )
         if self._timer is None:
             self._timer = self.clock.callLater(self.commit_timeout, self._expire)
         d.addBoth(settle)
@@ -137,9 +144,9 @@ class StoreAcceptor:
         now = self.clock.seconds()
         waiting = self._waiting
         while waiting and (waiting[0][2].called or waiting[0][0] <= now):
-            _, txn, answer = waiting.popleft()
+            _, txn_id, answer = waiting.popleft()
             if not answer.called:
-                log.warn("commit timeout txn_id={txn_id}", txn_id=txn.txn_id)
+                log.warn("commit timeout txn_id={txn_id}", txn_id=txn_id)
                 answer.errback(Unavailable("the store did not commit in time"))
         while waiting and waiting[0][2].called:
             waiting.popleft()
