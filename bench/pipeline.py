@@ -180,8 +180,8 @@ def main() -> int:
     parser.add_argument(
         "--commit-interval",
         type=float,
-        default=0.005,
-        help="database.commit_interval: how long the writer waits to fill a batch",
+        default=0.0,
+        help="database.commit_interval: how long delivery records wait to fill a batch",
     )
     parser.add_argument(
         "--intake-only",

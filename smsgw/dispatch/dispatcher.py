@@ -40,7 +40,7 @@ from smsgw.store import schema as S
 from smsgw.store.claims import Claim, Renew, claim_op, release_op, renew_op
 from smsgw.store.delivery import rematch_op, sent_op, update_op
 from smsgw.store.rows import AlertUpdate, QueuedAlert, Sent, SentPart
-from smsgw.store.writer import BatchOp, DbWriter
+from smsgw.store.writer import BatchOp, Writer
 
 __all__ = ["CarrierLink", "Dispatcher"]
 
@@ -85,7 +85,7 @@ class Dispatcher:
         self,
         links: Mapping[str, CarrierLink],
         router: Router,
-        writer: DbWriter,
+        writer: Writer,
         clock: IReactorTime,
         cfg: DispatchConfig,
         *,

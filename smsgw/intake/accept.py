@@ -24,7 +24,7 @@ from smsgw.intake.validate import Txn
 from smsgw.service.config_alerts import IssuerConfig
 from smsgw.store.accept import Accepted, AcceptItem
 from smsgw.store.rows import QueuedAlert
-from smsgw.store.writer import BatchOp, DbWriter
+from smsgw.store.writer import BatchOp, Writer
 
 __all__ = ["StoreAcceptor"]
 
@@ -36,7 +36,7 @@ class StoreAcceptor:
 
     def __init__(
         self,
-        writer: DbWriter,
+        writer: Writer,
         op: BatchOp[AcceptItem, Accepted],
         issuers: Sequence[IssuerConfig],
         clock: IReactorTime,

@@ -5,7 +5,7 @@ Start order: store writer, simulator, carriers, dispatcher, intake listener.
 Stop order is the reverse: the intake stops taking transactions (answers
 ``unavailable``) and stops listening, the dispatcher stops (alerts it held
 stay claimed in the store for the next start), carriers unbind, and the
-writer commits what is queued before its thread ends.
+writer commits what is queued before it ends (its store process or thread).
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ from smsgw.store.db import check_schema, make_engine
 from smsgw.store.delivery import receipt_op
 from smsgw.store.inbound import MoRecord, mo_op
 from smsgw.store.keys import load_card_hasher
-from smsgw.store.remote import RemoteStore
+from smsgw.store.procwriter import StoreProcessWriter, spawn_store_process
 from smsgw.store.rows import QueuedAlert, ReceiptRecord
-from smsgw.store.writer import DbWriter
+from smsgw.store.writer import DbWriter, Writer
 
 log = Logger()
 
@@ -116,7 +116,7 @@ class _Lifecycle(Service):
 
 
 class _WriterService(Service):
-    def __init__(self, writer: DbWriter) -> None:
+    def __init__(self, writer: Writer) -> None:
         self.writer = writer
 
     @override
@@ -145,15 +145,21 @@ class Gateway(MultiService):
         if check:
             check_schema(self.engine)
         self.hasher = load_card_hasher(cfg.keys_dir)
-        self.writer = DbWriter(
-            self.engine,
-            reactor,
-            max_batch=cfg.database.commit_batch,
-            linger=cfg.database.commit_interval,
-            remote=RemoteStore(cfg.database.url)
-            if cfg.database.writer == "process"
-            else None,
-        )
+        self.writer: Writer
+        if cfg.database.writer == "process":
+            self.writer = StoreProcessWriter(
+                spawn_store_process(reactor, cfg.database.url),
+                reactor,
+                max_batch=cfg.database.commit_batch,
+                linger=cfg.database.commit_interval,
+            )
+        else:
+            self.writer = DbWriter(
+                self.engine,
+                reactor,
+                max_batch=cfg.database.commit_batch,
+                linger=cfg.database.commit_interval,
+            )
         _WriterService(self.writer).setServiceParent(self)
         if cfg.simulator.enabled:
             self.smsc = make_smsc_service(simulator_settings(cfg.simulator), reactor)

@@ -9,9 +9,10 @@ per batch. While one commit is on its way to the disk the next batch fills
 up, so durability costs one fsync per batch, not per message (facts.md:
 6.5k rows/s committed one by one vs 200k/s in batches, SQLite FULL).
 
-With ``remote`` (the gateway's default) the batch operations run in a
-store process of their own (smsgw.store.remote) and this thread only passes
-batches to it, so database work and the reactor do not share one GIL.
+This thread is the ``database.writer: thread`` mode; the gateway's default
+runs the batch operations in a store process of its own instead
+(smsgw.store.procwriter), so database work and the reactor do not share one
+GIL. Both implement `Writer`.
 
 When a batch fails, each item is retried alone, so one bad write (or a
 unique-key race with another gateway process) never fails its neighbours.
@@ -24,7 +25,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine
 from twisted.internet import defer
@@ -32,9 +33,9 @@ from twisted.internet.interfaces import IReactorFromThreads
 from twisted.logger import Logger
 from typing_extensions import override
 
-from smsgw.store.remote import RemoteStore, describe_error
+from smsgw.store.remote import describe_error
 
-__all__ = ["BatchOp", "DbWriter", "StoreUnavailable"]
+__all__ = ["BatchOp", "DbWriter", "StoreUnavailable", "Writer"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -73,6 +74,25 @@ class BatchOp(Generic[T, R]):
         return f"BatchOp({self.name})"
 
 
+class Writer(Protocol):
+    """What the intake and the dispatcher write through (group commit)."""
+
+    pending: int  # submitted, not yet answered
+    commits: int  # batches committed
+    written: int  # writes committed
+
+    def start(self) -> None: ...
+
+    def submit(self, op: BatchOp[T, R], item: T) -> defer.Deferred[R]:
+        """Queue ``item`` for ``op``; fires with its result after the commit,
+        or fails with StoreUnavailable."""
+        ...
+
+    def stop(self) -> defer.Deferred[None]:
+        """Commit what is queued, then end; later writes fail StoreUnavailable."""
+        ...
+
+
 _Entry = tuple[BatchOp[Any, Any], Any, "defer.Deferred[Any]"]
 _STOP = object()
 
@@ -87,10 +107,8 @@ class DbWriter:
         *,
         max_batch: int = 500,
         linger: float = 0.0,
-        remote: RemoteStore | None = None,
     ) -> None:
         self.engine = engine
-        self.remote = remote
         self.reactor = reactor
         self.max_batch = max_batch
         self.linger = linger
@@ -186,8 +204,6 @@ class DbWriter:
                 batch = [entry for entry in batch if not entry[0].urgent]
             if batch:
                 self._write(batch)
-        if self.remote is not None:
-            self.remote.close()
         self.reactor.callFromThread(self._ended)
 
     def _write(self, batch: list[_Entry]) -> None:
@@ -230,14 +246,6 @@ class DbWriter:
         for index, (op, _, _) in enumerate(batch):
             groups.setdefault(op, []).append(index)
         results: list[Any] = [None] * len(batch)
-        if self.remote is not None:
-            outs = self.remote.run(
-                [(op, [batch[i][1] for i in indexes]) for op, indexes in groups.items()]
-            )
-            for indexes, out in zip(groups.values(), outs, strict=True):
-                for i, r in zip(indexes, out, strict=True):
-                    results[i] = r
-            return results
         with self.engine.begin() as conn:
             for op, indexes in groups.items():
                 done = op.run(conn, [batch[i][1] for i in indexes])
