@@ -37,6 +37,7 @@ from smsgw.intake.envelope import TerminalKey
 from smsgw.pos.client import IntakeClientFactory, IntakeClientProtocol
 from smsgw.pos.load import LoadStats, run_load
 from smsgw.pos.txns import make_txn_body
+from smsgw.runtime import tune_gc
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -45,7 +46,7 @@ KEY_HEX = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 CONFIG = """\
 database:
   url: "sqlite:///data/smsgw.db"
-  commit_batch: 1000
+  commit_batch: {batch}
   commit_interval: {linger}
 keys_dir: data/keys
 intake: {{listen: "tcp:{intake}:interface=127.0.0.1", max_skew: 3600}}
@@ -184,6 +185,12 @@ def main() -> int:
         help="database.commit_interval: how long delivery records wait to fill a batch",
     )
     parser.add_argument(
+        "--commit-batch",
+        type=int,
+        default=500,
+        help="database.commit_batch: most writes per store request",
+    )
+    parser.add_argument(
         "--intake-only",
         action="store_true",
         help="route nothing (alerts stay queued): measure intake and commit alone",
@@ -200,6 +207,7 @@ def main() -> int:
             window=ns.smpp_window,
             routes="+999" if ns.intake_only else "+",
             linger=ns.commit_interval,
+            batch=ns.commit_batch,
         )
     )
     env = dict(os.environ, PYTHONPATH=f"{ROOT / 'twistd_plugins'}{os.pathsep}{ROOT}")
@@ -305,6 +313,7 @@ def main() -> int:
             reactor.stop()
 
     reactor.callWhenRunning(run)
+    tune_gc()  # the load generator: as `smsgw pos` does
     reactor.run()
     gw.terminate()
     smsc.terminate()

@@ -53,7 +53,9 @@ def _pos(ns: argparse.Namespace) -> int:
     from twisted.internet import reactor
 
     from smsgw.pos.cli import run_pos
+    from smsgw.runtime import tune_gc
 
+    tune_gc()
     return run_pos(ns, reactor)
 
 

@@ -24,6 +24,7 @@ from smsgw.carrier.sender import SubmitOutcome
 from smsgw.carrier.service import CarrierService, reactor_endpoints
 from smsgw.codec.constants import status_name
 from smsgw.codec.segment import TooManyPartsError
+from smsgw.runtime import tune_gc
 from smsgw.service.config import ConfigError, load_config
 from smsgw.smsc.service import make_smsc_service
 from smsgw.smsc.settings import SmscSettings
@@ -55,6 +56,7 @@ def run_smsc(settings: SmscSettings, *, port_file: str | None, log_level: str) -
 
     reactor.callWhenRunning(started)
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    tune_gc()
     reactor.run()
     return 0
 

@@ -7,6 +7,7 @@ from twisted.internet import reactor
 from twisted.python import usage
 from typing_extensions import override
 
+from smsgw.runtime import tune_gc
 from smsgw.service import logs
 from smsgw.service.config import Config, ConfigError, load_config
 from smsgw.service.gateway import Gateway
@@ -77,4 +78,6 @@ def preflight(cfg: Config) -> str | None:
 
 def makeService(options: Options) -> IService:
     """Build the gateway from the loaded config."""
-    return Gateway(options.loaded, reactor)
+    gateway = Gateway(options.loaded, reactor)
+    tune_gc()
+    return gateway

@@ -10,10 +10,12 @@ acknowledgement latency at 15-40 ms at 1,000 transactions/s; here the
 reactor only pickles a batch and unpickles its answer.
 
 Writes submitted during one reactor iteration leave together; while a batch
-is in the child the next one fills up (group commit). Urgent writes
-(accepts: a terminal waits) leave in a request of their own ahead of the
-others, so they are committed and answered first. At most ``max_batch``
-writes per request, at most two requests in the child at once.
+is in the child the next one fills up (group commit), one transaction and
+one commit per request. Urgent writes (accepts: a terminal waits) lead each
+request; delivery records fill the rest of it, and a quarter of it at least,
+so a flood of accepts never starves the records that free the dispatcher's
+window. At most ``max_batch`` urgent writes per request, at most two
+requests in the child at once.
 
 When a request fails (the child answers an error, dies, or does not answer
 within ``answer_timeout``), each of its writes is sent again alone, so one
@@ -181,11 +183,17 @@ class StoreProcessWriter:
     def _next_request(self) -> _Request | None:
         if self._retries:
             return self._retries.popleft()
-        for source in (self._urgent, self._rest):
-            if source:
-                n = min(len(source), self.max_batch)
-                return _Request([source.popleft() for _ in range(n)], False)
-        return None
+        urgent, rest = self._urgent, self._rest
+        if not urgent and not rest:
+            return None
+        n = min(len(urgent), self.max_batch)
+        # Delivery records ride along, a share of every request at least:
+        # a flood of accepts must not hold back the records that free the
+        # dispatcher's window (sent alerts), or no alert leaves meanwhile.
+        m = min(len(rest), max(self.max_batch - n, self.max_batch // 4, 1))
+        entries = [urgent.popleft() for _ in range(n)]
+        entries += [rest.popleft() for _ in range(m)]
+        return _Request(entries, False)
 
     def _send(self, request: _Request) -> None:
         child = self._child

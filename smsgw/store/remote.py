@@ -26,6 +26,8 @@ from typing import IO, Any
 
 from sqlalchemy import Connection
 
+from smsgw.runtime import tune_gc
+
 __all__ = ["describe_error", "encode_frame", "split_frames"]
 
 _LENGTH = struct.Struct(">I")
@@ -76,6 +78,7 @@ def _serve(url: str, inp: IO[bytes], out: IO[bytes]) -> None:
     from smsgw.store.db import make_engine
 
     engine = make_engine(url, hide_parameters=True)
+    tune_gc()
     ops: dict[str, Any] = {}
     while True:
         try:

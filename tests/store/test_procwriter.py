@@ -120,20 +120,25 @@ def test_writes_of_one_iteration_leave_in_one_request() -> None:
     assert h.clock.getDelayedCalls() == []
 
 
-def test_urgent_writes_leave_first_in_a_request_of_their_own() -> None:
-    """Accepts (urgent) taken with other writes are committed and answered first."""
-    h = Harness()
-    late, now = h.submit(LATER, "l"), h.submit(URGENT, "u")
+def test_urgent_writes_come_first_and_delivery_records_ride_along() -> None:
+    """Accepts (urgent) lead every request; delivery records fill the rest of
+    it, and take a quarter of it at least, so a flood of accepts never holds
+    back the records that free the dispatcher's window."""
+    h = Harness(max_batch=4)
+    rest = [h.submit(LATER, x) for x in "lmn"]
+    now = [h.submit(URGENT, x) for x in "uvwxyz"]
     h.clock.advance(0)
     assert h.child.requests() == [
-        [("urgent", True, ["u"])],
-        [("later", True, ["l"])],
+        [("urgent", True, ["u", "v", "w", "x"]), ("later", True, ["l"])],
+        [("urgent", False, ["y", "z"]), ("later", False, ["m", "n"])],
     ]
-    h.child.answer(("ok", [["U"]]))
-    assert now == ["U"]
-    assert late == []
-    h.child.answer(("ok", [["L"]]))
-    assert late == ["L"]
+    h.child.answer(("ok", [["U", "V", "W", "X"], ["L"]]))
+    assert [r[0] for r in now[:4]] == list("UVWX")
+    assert rest[0] == ["L"]
+    assert now[4] == []
+    assert rest[1] == []
+    h.child.answer(("ok", [["Y", "Z"], ["M", "N"]]))
+    assert [r[0] for r in now + rest] == list("UVWXYZLMN")
 
 
 def test_results_are_matched_per_operation_in_a_mixed_request() -> None:
@@ -180,9 +185,11 @@ def test_linger_gathers_writes_but_never_delays_an_accept() -> None:
     assert h.child.requests() == [[("later", True, ["a", "b"])]]
     h.child.answer(("ok", [["A", "B"]]))
     h.submit(LATER, "c")
+    h.clock.advance(0.001)
+    assert h.child.requests() == []
     h.submit(URGENT, "u")
     h.clock.advance(0)
-    assert h.child.requests() == [[("urgent", True, ["u"])], [("later", False, ["c"])]]
+    assert h.child.requests() == [[("urgent", True, ["u"]), ("later", False, ["c"])]]
 
 
 def test_a_failed_batch_is_written_item_by_item_and_one_bad_write_fails_alone() -> None:
