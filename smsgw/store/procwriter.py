@@ -12,10 +12,11 @@ reactor only pickles a batch and unpickles its answer.
 Writes submitted during one reactor iteration leave together; while a batch
 is in the child the next one fills up (group commit), one transaction and
 one commit per request. Urgent writes (accepts: a terminal waits) lead each
-request; delivery records fill the rest of it, and a quarter of it at least,
-so a flood of accepts never starves the records that free the dispatcher's
-window. At most ``max_batch`` urgent writes per request, at most two
-requests in the child at once.
+request, at most ``max_batch`` of them, and up to ``max_batch`` delivery
+records ride along, so a flood of accepts never starves the records that
+free the dispatcher's window. At most two requests are in the child at
+once, and the next one leaves as soon as an answer arrives, before its
+results are handed out.
 
 When a request fails (the child answers an error, dies, or does not answer
 within ``answer_timeout``), each of its writes is sent again alone, so one
@@ -187,10 +188,10 @@ class StoreProcessWriter:
         if not urgent and not rest:
             return None
         n = min(len(urgent), self.max_batch)
-        # Delivery records ride along, a share of every request at least:
-        # a flood of accepts must not hold back the records that free the
-        # dispatcher's window (sent alerts), or no alert leaves meanwhile.
-        m = min(len(rest), max(self.max_batch - n, self.max_batch // 4, 1))
+        # Delivery records ride along in every request: a flood of accepts
+        # must not hold back the records that free the dispatcher's window
+        # (sent alerts), or no alert leaves meanwhile.
+        m = min(len(rest), self.max_batch)
         entries = [urgent.popleft() for _ in range(n)]
         entries += [rest.popleft() for _ in range(m)]
         return _Request(entries, False)
@@ -238,12 +239,13 @@ class StoreProcessWriter:
             return
         if status == "ok":
             results = [r for group in value for r in group]
-            if len(results) != len(request.entries):
-                self._failed(
-                    request, f"{len(results)} results for {len(request.entries)}"
-                )
-            else:
+            if len(results) == len(request.entries):
+                # The child gets its next request before the results are
+                # handed out here (acks, dispatch): it works meanwhile.
+                self._after_answer()
                 self._deliver(request.entries, results)
+                return
+            self._failed(request, f"{len(results)} results for {len(request.entries)}")
         else:
             self._failed(request, str(value))
         self._after_answer()

@@ -121,24 +121,38 @@ def test_writes_of_one_iteration_leave_in_one_request() -> None:
 
 
 def test_urgent_writes_come_first_and_delivery_records_ride_along() -> None:
-    """Accepts (urgent) lead every request; delivery records fill the rest of
-    it, and take a quarter of it at least, so a flood of accepts never holds
+    """Accepts (urgent) lead every request, max_batch of them at most, and up to
+    max_batch delivery records ride along, so a flood of accepts never holds
     back the records that free the dispatcher's window."""
-    h = Harness(max_batch=4)
-    rest = [h.submit(LATER, x) for x in "lmn"]
-    now = [h.submit(URGENT, x) for x in "uvwxyz"]
+    h = Harness(max_batch=3)
+    rest = [h.submit(LATER, x) for x in "lmnop"]
+    now = [h.submit(URGENT, x) for x in "uvwxy"]
     h.clock.advance(0)
     assert h.child.requests() == [
-        [("urgent", True, ["u", "v", "w", "x"]), ("later", True, ["l"])],
-        [("urgent", False, ["y", "z"]), ("later", False, ["m", "n"])],
+        [("urgent", True, ["u", "v", "w"]), ("later", True, ["l", "m", "n"])],
+        [("urgent", False, ["x", "y"]), ("later", False, ["o", "p"])],
     ]
-    h.child.answer(("ok", [["U", "V", "W", "X"], ["L"]]))
-    assert [r[0] for r in now[:4]] == list("UVWX")
-    assert rest[0] == ["L"]
-    assert now[4] == []
-    assert rest[1] == []
-    h.child.answer(("ok", [["Y", "Z"], ["M", "N"]]))
-    assert [r[0] for r in now + rest] == list("UVWXYZLMN")
+    h.child.answer(("ok", [["U", "V", "W"], ["L", "M", "N"]]))
+    assert [r[0] for r in now[:3] + rest[:3]] == list("UVWLMN")
+    assert now[3] == []
+    h.child.answer(("ok", [["X", "Y"], ["O", "P"]]))
+    assert [r[0] for r in now + rest] == list("UVWXYLMNOP")
+
+
+def test_the_next_request_leaves_before_the_results_are_handed_out() -> None:
+    """The child is given its next request before the answer's callbacks run."""
+    h = Harness(max_requests=1)
+    seen: list[int] = []
+    h.writer.submit(LATER, "a").addCallback(
+        lambda _: seen.append(len(h.child.requests()))
+    )
+    h.clock.advance(0)
+    h.child.requests()
+    h.submit(LATER, "b")
+    h.clock.advance(0)
+    assert h.child.requests() == []  # one request in the child at most
+    h.child.answer(("ok", [["A"]]))
+    assert seen == [1]  # "b" had left when "a"'s callback ran
 
 
 def test_results_are_matched_per_operation_in_a_mixed_request() -> None:
