@@ -61,6 +61,7 @@ carriers:
     profile: smsgw-sim
     tps: 100000
     window: {window}
+    binds: {binds}
     routes: ["{routes}"]
 issuers:
   - name: default
@@ -173,6 +174,9 @@ def main() -> int:
         "--window", type=int, default=500, help="pipelined per connection"
     )
     parser.add_argument("--smpp-window", type=int, default=100)
+    parser.add_argument(
+        "--binds", type=int, default=1, help="SMPP binds to the simulator"
+    )
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument(
@@ -205,6 +209,7 @@ def main() -> int:
             smpp=smpp,
             key=KEY_HEX,
             window=ns.smpp_window,
+            binds=ns.binds,
             routes="+999" if ns.intake_only else "+",
             linger=ns.commit_interval,
             batch=ns.commit_batch,
