@@ -28,7 +28,7 @@ from sqlalchemy import Connection
 
 from smsgw.runtime import tune_gc
 
-__all__ = ["describe_error", "encode_frame", "split_frames"]
+__all__ = ["FrameReader", "describe_error", "encode_frame", "split_frames"]
 
 _LENGTH = struct.Struct(">I")
 
@@ -50,6 +50,34 @@ def split_frames(buffer: bytes) -> tuple[list[bytes], bytes]:
         frames.append(buffer[at + 4 : at + 4 + n])
         at += 4 + n
     return frames, buffer[at:]
+
+
+class FrameReader:
+    """Frames from a byte stream that arrives in pieces of any size."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._need = 4  # bytes the next frame needs, its length included
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Add ``data``; return the payloads of the frames now complete."""
+        buffer = self._buffer
+        buffer += data
+        if len(buffer) < self._need:
+            return []  # most pieces of a big answer: nothing to parse yet
+        frames: list[bytes] = []
+        at, end = 0, len(buffer)
+        while end - at >= 4:
+            (n,) = _LENGTH.unpack_from(buffer, at)
+            if end - at - 4 < n:
+                self._need = 4 + n
+                break
+            frames.append(bytes(buffer[at + 4 : at + 4 + n]))
+            at += 4 + n
+        else:
+            self._need = 4
+        del buffer[:at]
+        return frames
 
 
 def _write(out: IO[bytes], value: object) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import itertools
+import pickle
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -141,6 +142,18 @@ def test_spec_vector_validates() -> None:
     )
     assert PAN not in repr(txn)
     assert PAN not in str(txn)
+
+
+def test_txn_pickles_to_the_store_process_and_back_equal() -> None:
+    """A Txn crosses to the store process as a tuple, its local time as the
+    text it came from, and arrives equal, offset included; no PAN inside."""
+    value = body(rrn="123456789012", time="2026-11-29T20:00:05.123-05:30")
+    txn = validate_txn(value, HASHER)
+    data = pickle.dumps(txn, protocol=pickle.HIGHEST_PROTOCOL)
+    again = pickle.loads(data)
+    assert again == txn
+    assert again.local_time.utcoffset() == timedelta(hours=-5, minutes=-30)
+    assert PAN.encode() not in data
 
 
 def test_vector_content_bytes_are_sorted_without_ts() -> None:

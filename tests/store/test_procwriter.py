@@ -49,15 +49,15 @@ class FakeChild:
         self.signals: list[str] = []
         self.stdin_closed = False
 
-    # IProcessTransport, the parts the writer uses
+    # ChildHandle
     def write(self, data: bytes) -> None:
         self.stdin += data
 
-    def closeStdin(self) -> None:
+    def close_input(self) -> None:
         self.stdin_closed = True
 
-    def signalProcess(self, sig: str) -> None:
-        self.signals.append(sig)
+    def kill(self) -> None:
+        self.signals.append("KILL")
 
     def requests(self) -> list[list[tuple[str, bool, list[Any]]]]:
         """Requests not yet read: [(op name, code sent?, items), ...] each."""
