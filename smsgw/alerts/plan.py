@@ -5,14 +5,18 @@ what the registries hold for the card and the merchant. The rules:
 
 - the cardholder's number is the one the terminal sent (when the operator
   lets that terminal supply numbers), else the subscriber's;
-- a subscriber who opted out gets nothing; an approved transaction of a kind
-  the subscriber did not ask for, or below their minimum amount, gets
-  nothing; declines and reversals are always sent (fraud signals);
+- a subscriber who opted out, or a number that replied STOP, gets only what
+  the issuer profile marks mandatory (declined, reversal, large); an
+  approved transaction of a kind the subscriber did not ask for, or below
+  their minimum amount, gets nothing; declines and reversals are always sent
+  to those who did not opt out (fraud signals);
 - urgent alerts (declined, reversal, at or above the issuer's large amount)
   go at once; others wait for the end of the subscriber's quiet hours;
 - language: the request's when supported, else the subscriber's, else the
   issuer's default; the merchant's template for that language when it has one,
-  else the issuer profile's, else the built-in;
+  else the issuer profile's, else the built-in; a template that shows
+  ``{{ reply_code }}`` gets a code unique among the alerts awaiting a reply
+  from that number (``reply_codes``);
 - a merchant with numbers gets a short notice on each (when the issuer
   profile notifies merchants).
 """
@@ -23,7 +27,7 @@ import datetime as dt
 import functools
 import re
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -31,7 +35,7 @@ import phonenumbers
 from twisted.logger import Logger
 
 from smsgw.alerts.render import AlertFacts, render
-from smsgw.alerts.templates import TemplateError
+from smsgw.alerts.templates import TemplateError, uses_reply_code
 from smsgw.intake.validate import Txn
 from smsgw.service.config_alerts import LANGUAGES, IssuerConfig
 
@@ -89,6 +93,7 @@ class AlertPlan:
     priority: int  # 1 urgent, 0 normal
     not_before: float
     source_addr: str | None
+    reply_code: str | None = None
 
 
 @functools.lru_cache(maxsize=65536)
@@ -153,11 +158,26 @@ def _urgent(txn: Txn, issuer: IssuerConfig) -> bool:
     return large is not None and Decimal(txn.amount) >= large
 
 
-def _wanted(txn: Txn, sub: Subscriber | None) -> bool:
+def _mandatory(txn: Txn, issuer: IssuerConfig) -> bool:
+    """Sent even to those who opted out, as the issuer profile says."""
+    marks = issuer.mandatory
+    if not marks:
+        return False
+    if "declined" in marks and txn.result == "declined":
+        return True
+    if "reversal" in marks and txn.kind == "reversal":
+        return True
+    large = issuer.large_amounts.get(txn.currency)
+    return "large" in marks and large is not None and Decimal(txn.amount) >= large
+
+
+def _wanted(
+    txn: Txn, sub: Subscriber | None, number_out: bool, issuer: IssuerConfig
+) -> bool:
+    if number_out or (sub is not None and sub.opted_out):
+        return _mandatory(txn, issuer)
     if sub is None:
         return True
-    if sub.opted_out:
-        return False
     if txn.result == "declined" or txn.kind in URGENT_KINDS:
         return True
     if sub.kinds is not None and txn.kind not in sub.kinds:
@@ -174,8 +194,15 @@ def plan_alerts(
     subscriber: Subscriber | None,
     merchant: Merchant | None,
     now: float,
+    opted_out: Callable[[str], bool] | None = None,
+    reply_codes: Callable[[str], str] | None = None,
 ) -> list[AlertPlan]:
-    """The alerts for one transaction (possibly none); see the module docstring."""
+    """The alerts for one transaction (possibly none); see the module docstring.
+
+    ``opted_out(number)``: whether that E.164 number replied STOP to this
+    issuer; ``reply_codes(number)``: a fresh reply code for that number (only
+    asked when the template shows one; without it such a template shows "").
+    """
     plans: list[AlertPlan] = []
     name = txn.merchant_name or (merchant.name if merchant else "")
     if txn.result == "declined" and not issuer.alert_declined:
@@ -185,7 +212,8 @@ def plan_alerts(
     else:
         holder = subscriber.msisdn if subscriber else None
     destination = e164(holder) if holder else None
-    if destination and _wanted(txn, subscriber):
+    number_out = bool(destination and opted_out and opted_out(destination))
+    if destination and _wanted(txn, subscriber, number_out, issuer):
         lang = _lang(
             txn.lang,
             subscriber.lang if subscriber else None,
@@ -208,6 +236,9 @@ def plan_alerts(
                 subscriber.timezone or issuer.timezone,
             )
             not_before = until if until is not None else now
+        code = None
+        if template is not None and reply_codes is not None:
+            code = reply_codes(destination) if uses_reply_code(template) else None
         plans.append(
             _plan(
                 "cardholder",
@@ -220,6 +251,7 @@ def plan_alerts(
                 template,
                 not_before,
                 1 if _urgent(txn, issuer) else 0,
+                code,
             )
         )
     if merchant is not None and merchant.notify and issuer.notify_merchants:
@@ -255,6 +287,7 @@ def _plan(
     template: str | None,
     not_before: float,
     priority: int,
+    reply_code: str | None = None,
 ) -> AlertPlan:
     facts = AlertFacts(
         audience=audience,
@@ -270,6 +303,7 @@ def _plan(
         balance=txn.balance,
         terminal_id=terminal_id,
         signature=issuer.signature[lang],
+        reply_code=reply_code or "",
     )
     try:
         rendered = render(facts, lang, template, default_lang=issuer.default_lang)
@@ -287,4 +321,5 @@ def _plan(
         priority=priority,
         not_before=not_before,
         source_addr=issuer.source_addr,
+        reply_code=reply_code,
     )

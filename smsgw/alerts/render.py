@@ -92,6 +92,7 @@ class AlertFacts:
     balance: str | None
     terminal_id: str
     signature: str  # issuer signature for this language: "XX银行" / "XX Bank"
+    reply_code: str = ""  # shown by templates that print {{ reply_code }}
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +197,7 @@ def _values(facts: AlertFacts, lang: str, merchant_template: bool) -> dict[str, 
     if merchant_template:
         values["kind"] = facts.kind
         values["result"] = facts.result
+        values["reply_code"] = facts.reply_code
     return values
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "TemplateError",
     "check_template",
     "compile_template",
+    "uses_reply_code",
 ]
 
 AUDIENCES = ("cardholder", "merchant")
@@ -60,6 +61,7 @@ VARIABLES = frozenset(
         "terminal_id",
         "kind",
         "result",
+        "reply_code",
     }
 )
 REQUIRED = ("amount", "last4")
@@ -283,6 +285,17 @@ def _compiled(source: str) -> Template | TemplateError:
         return _ENV.from_string(_parse(source))
     except TemplateError as exc:
         return exc
+
+
+@lru_cache(maxsize=512)
+def uses_reply_code(source: str) -> bool:
+    """Whether the template shows ``{{ reply_code }}`` (a code the cardholder
+    can send back to say which alert a reply answers). False for a template
+    that does not compile."""
+    try:
+        return "reply_code" in _outputs(_parse(source))
+    except TemplateError:
+        return False
 
 
 def compile_template(source: str) -> Template:

@@ -57,6 +57,7 @@ from smsgw.carrier.profile import (
     load_profile,
 )
 from smsgw.codec.constants import RECEIPT_STAT
+from smsgw.feedback.classify import Keywords
 from smsgw.service.config_alerts import (
     DISPATCH,
     ISSUERS,
@@ -64,6 +65,7 @@ from smsgw.service.config_alerts import (
     IssuerConfig,
     check_terminal_issuers,
 )
+from smsgw.service.config_feedback import FEEDBACK, FeedbackConfig
 
 __all__ = [
     "AdminConfig",
@@ -216,6 +218,7 @@ class Config:
     carriers: tuple[CarrierConfig, ...]
     issuers: tuple[IssuerConfig, ...] = (IssuerConfig(),)
     dispatch: DispatchConfig = field(default_factory=DispatchConfig)
+    feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
@@ -489,6 +492,7 @@ CONFIG = {
     "carriers": list_of(CARRIER, min_len=1, unique="name", what="carriers"),
     "issuers": ISSUERS,
     "dispatch": DISPATCH,
+    "feedback": FEEDBACK,
     "admin": ADMIN,
     "simulator": SIMULATOR,
     "logging": LOGGING,
@@ -556,6 +560,10 @@ def _plain(value: object) -> object:
         return [MASK] * len(value)
     if isinstance(value, CarrierProfile):
         return value.name
+    if isinstance(value, Keywords):
+        return value.as_mapping()
+    if isinstance(value, frozenset):
+        return sorted(_plain(item) for item in value)  # type: ignore[type-var]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {
             item.name: mask_url(getattr(value, item.name))

@@ -20,14 +20,17 @@ from smsgw._validate import (
     Check,
     Invalid,
     Reported,
+    Secret,
     Where,
     boolean,
     choice,
     integer,
+    list_of,
     number,
     optional,
     section,
     show,
+    sourced,
     text,
 )
 
@@ -52,6 +55,23 @@ class IssuerConfig:
     large_amounts: Mapping[str, Decimal] = field(default_factory=dict)
     # Cardholder alert template per language (merchant templates win).
     templates: Mapping[str, str] = field(default_factory=dict)
+    # Alerts sent even to a cardholder who opted out: declined, reversal, large.
+    mandatory: frozenset[str] = frozenset()
+    # Where "not me" replies are posted (signed); None: not posted.
+    fraud_webhook: WebhookConfig | None = None
+
+
+MANDATORY = ("declined", "reversal", "large")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhookConfig:
+    """An issuer's fraud endpoint: URL, HMAC secret (never shown) and key id."""
+
+    url: str
+    secret: Secret
+    key_id: str = "k1"
+    timeout: float = 10.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -152,6 +172,42 @@ def _templates(value: object, where: Where) -> Mapping[str, str]:
     return result
 
 
+def _webhook_url(value: object, where: Where) -> str:
+    """An http(s) URL; no credentials in it (the secret has its own key)."""
+    if not isinstance(value, str) or not re.fullmatch(
+        r"https?://[^\s/]+(/\S*)?", value
+    ):
+        raise Invalid(f"must be an http:// or https:// URL, got {show(value)}")
+    host = value.split("://", 1)[1].split("/", 1)[0]
+    if "@" in host:
+        raise Invalid("must not carry credentials: give them as secret/secret_file")
+    return value
+
+
+def _webhook_secret(value: str) -> Secret:
+    if len(value) < 16:
+        raise Invalid(f"must be at least 16 characters, got {len(value)}")
+    return Secret(value)
+
+
+WEBHOOK = section(
+    WebhookConfig,
+    {
+        "url": _webhook_url,
+        "secret": sourced("secret", _webhook_secret, required=True),
+        "key_id": text(
+            pattern=r"[A-Za-z0-9._-]{1,32}", wanted="1 to 32 of A-Z a-z 0-9 . _ -"
+        ),
+        "timeout": number(gt=0, le=120),
+    },
+)
+
+
+def _mandatory(value: object, where: Where) -> frozenset[str]:
+    marks = list_of(choice(*MANDATORY), unique="", what="kinds")(value, where)
+    return frozenset(marks)
+
+
 ISSUER = section(
     IssuerConfig,
     {
@@ -164,6 +220,8 @@ ISSUER = section(
         "alert_declined": boolean,
         "large_amounts": _amounts,
         "templates": _templates,
+        "mandatory": _mandatory,
+        "fraud_webhook": optional(WEBHOOK),
     },
 )
 

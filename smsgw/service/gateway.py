@@ -20,12 +20,11 @@ from twisted.logger import Logger
 from typing_extensions import override
 
 from smsgw.carrier.compose import Address, compose, source_address
-from smsgw.carrier.deliveries import Answer, MoEvent, ReceiptEvent
+from smsgw.carrier.deliveries import Answer, ReceiptEvent
 from smsgw.carrier.sender import SubmitOutcome
 from smsgw.carrier.service import CarrierService, reactor_endpoints
 from smsgw.codec import pdu as P
-from smsgw.codec.constants import Status, Tag
-from smsgw.codec.text import decode_text
+from smsgw.codec.constants import Status
 from smsgw.dispatch.dispatcher import Dispatcher
 from smsgw.dispatch.policy import Route, Router
 from smsgw.intake.accept import StoreAcceptor
@@ -33,12 +32,12 @@ from smsgw.intake.decide import Intake
 from smsgw.intake.protocol import IntakeFactory
 from smsgw.intake.terminals import terminals_from_config
 from smsgw.service.config import Config, SimulatorConfig
+from smsgw.service.replies import ReplyService, public_issuers
 from smsgw.smsc.service import ListeningService, make_smsc_service
 from smsgw.smsc.settings import SmscSettings
 from smsgw.store.accept import make_accept_op
 from smsgw.store.db import check_schema, make_engine
 from smsgw.store.delivery import receipt_op
-from smsgw.store.inbound import MoRecord, mo_op
 from smsgw.store.keys import load_card_hasher
 from smsgw.store.procwriter import StoreProcessWriter, spawn_store_process
 from smsgw.store.rows import QueuedAlert, ReceiptRecord
@@ -165,13 +164,28 @@ class Gateway(MultiService):
             self.smsc = make_smsc_service(simulator_settings(cfg.simulator), reactor)
             self.smsc.setServiceParent(self)
         endpoints = reactor_endpoints(reactor)
+        self.replies = ReplyService(
+            self.writer,
+            reactor,
+            cfg.feedback,
+            cfg.issuers,
+            self.alerts_queued,
+            node=cfg.dispatch.node,
+            lease=cfg.dispatch.lease,
+            ttl=cfg.dispatch.ttl,
+            agent=_agent(reactor),
+        )
         self.carriers: dict[str, CarrierService] = {}
         routes: list[Route] = []
         for order, carrier in enumerate(cfg.carriers):
             if not carrier.enabled:
                 continue
             service = CarrierService(
-                carrier, reactor, endpoints, self.receipt_received, self.mo_received
+                carrier,
+                reactor,
+                endpoints,
+                self.receipt_received,
+                self.replies.mo_received,
             )
             service.setServiceParent(self)
             self.carriers[carrier.name] = service
@@ -193,7 +207,8 @@ class Gateway(MultiService):
                 node=cfg.dispatch.node,
                 lease=cfg.dispatch.lease,
                 ttl=cfg.dispatch.ttl,
-                issuers=cfg.issuers,
+                issuers=public_issuers(cfg.issuers),
+                reply_window=cfg.feedback.reply_window,
             ),
             cfg.issuers,
             reactor,
@@ -214,6 +229,8 @@ class Gateway(MultiService):
             idle_timeout=cfg.intake.idle_timeout,
         )
         _Lifecycle(self).setServiceParent(self)
+        # After the dispatcher (its replies go there), stopped before it.
+        self.replies.setServiceParent(self)
         self.listener = ListeningService(
             serverFromString(reactor, cfg.intake.listen), self.intake_factory, "intake"
         )
@@ -258,18 +275,9 @@ class Gateway(MultiService):
             lambda _: int(Status.ESME_ROK), lambda _: int(Status.ESME_RX_T_APPN)
         )
 
-    def mo_received(self, event: MoEvent) -> Answer:
-        """Store an MO message (a reply) before answering the SMSC."""
-        pdu = event.pdu
-        data = pdu.tlv(Tag.MESSAGE_PAYLOAD) or getattr(pdu, "short_message", b"")
-        record = MoRecord(
-            event.carrier,
-            pdu.source_addr,
-            pdu.destination_addr,
-            decode_text(bytes(data or b""), pdu.data_coding),
-            self.reactor.seconds(),
-        )
-        d = self.writer.submit(mo_op, record)
-        return d.addCallbacks(
-            lambda _: int(Status.ESME_ROK), lambda _: int(Status.ESME_RX_T_APPN)
-        )
+
+def _agent(reactor: Any) -> Any:
+    """An HTTP(S) client for fraud webhooks, with persistent connections."""
+    from twisted.web.client import Agent, HTTPConnectionPool
+
+    return Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=True))

@@ -12,19 +12,19 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Connection
 
-from smsgw.alerts.plan import AlertPlan, Merchant, Subscriber, plan_alerts
+from smsgw.alerts.plan import AlertPlan, Merchant, Subscriber, e164, plan_alerts
 from smsgw.intake.decide import AcceptResult
 from smsgw.intake.validate import Txn
 from smsgw.service.config_alerts import IssuerConfig
 from smsgw.store import schema as S
-from smsgw.store.query import insert_rows, select_pairs
+from smsgw.store.query import driver_sql, insert_rows, select_pairs
 from smsgw.store.rows import QueuedAlert
 from smsgw.store.writer import BatchOp
 
@@ -145,6 +145,73 @@ def _merchants(
     }
 
 
+_OPT_OUTS = "SELECT issuer, msisdn FROM opt_outs WHERE {where}"
+_CODES_IN_USE = (
+    "SELECT reply_code FROM alerts WHERE destination = ? AND created_at >= ? "
+    "AND reply_code IS NOT NULL AND feedback IS NULL"
+)
+
+
+def _opted_out(
+    conn: Connection,
+    items: Iterable[AcceptItem],
+    by_token: Mapping[tuple[str, str], Subscriber],
+    by_hash: Mapping[tuple[str, str], Subscriber],
+) -> set[tuple[str, str]]:
+    """(issuer, number) of the batch's cardholder numbers that replied STOP."""
+    pairs: set[tuple[str, str]] = set()
+    for i in items:
+        issuer, txn = _name(i), i.txn
+        number = txn.msisdn if txn.msisdn and i.may_supply_msisdn else None
+        if number is None:
+            sub = by_token.get((issuer, txn.card_token or "")) or by_hash.get(
+                (issuer, txn.card_hash or "")
+            )
+            number = sub.msisdn if sub else None
+        found = e164(number) if number else None
+        if found:
+            pairs.add((issuer, found))
+    return {
+        (row[0], row[1])
+        for row in select_pairs(conn, _OPT_OUTS, "issuer", "msisdn", pairs)
+    }
+
+
+class _OptedOut:
+    def __init__(self, opted: set[tuple[str, str]], issuer: str) -> None:
+        self.opted = opted
+        self.issuer = issuer
+
+    def __call__(self, number: str) -> bool:
+        return (self.issuer, number) in self.opted
+
+
+class _ReplyCodes:
+    """Reply codes for one batch: per number, the smallest not shown by an
+    alert still awaiting a reply from it within the window."""
+
+    def __init__(self, conn: Connection, since: float) -> None:
+        self.conn = conn
+        self.since = since
+        self.used: dict[str, set[str]] = {}
+
+    def __call__(self, destination: str) -> str:
+        used = self.used.get(destination)
+        if used is None:
+            sql = driver_sql(self.conn, _CODES_IN_USE)
+            cursor = self.conn.connection.cursor()
+            try:
+                cursor.execute(sql, (destination, self.since))
+                used = self.used[destination] = {row[0] for row in cursor.fetchall()}
+            finally:
+                cursor.close()
+        n = 1
+        while str(n) in used:
+            n += 1
+        used.add(str(n))
+        return str(n)
+
+
 def _known(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Any]:
     return {
         (row[0], row[1]): row
@@ -163,7 +230,9 @@ class _AcceptRun:
         ttl: float,
         ref_factory: Callable[[float], str],
         issuers: Sequence[IssuerConfig],
+        reply_window: float = 86400.0,
     ) -> None:
+        self.reply_window = reply_window
         self.node = node
         self.lease = lease
         self.ttl = ttl
@@ -188,6 +257,8 @@ class _AcceptRun:
             conn,
             {(i.terminal_id, i.txn.orig_txn_id) for i in fresh if i.txn.orig_txn_id},
         )
+        opted = _opted_out(conn, fresh, by_token, by_hash) if fresh else set()
+        codes = _ReplyCodes(conn, (items[0].now if items else 0.0) - self.reply_window)
         txn_rows: list[dict[str, Any]] = []
         alert_rows: list[dict[str, Any]] = []
         out: list[Accepted] = []
@@ -224,6 +295,8 @@ class _AcceptRun:
                 subscriber=sub,
                 merchant=merchants.get((issuer, txn.merchant_id)),
                 now=item.now,
+                opted_out=_OptedOut(opted, issuer) if opted else None,
+                reply_codes=codes,
             )
             ref = self.ref_factory(item.now)
             orig = originals.get((item.terminal_id, txn.orig_txn_id or ""))
@@ -247,13 +320,17 @@ def make_accept_op(
     ttl: float,
     ref_factory: Callable[[float], str] = new_ref,
     issuers: Sequence[IssuerConfig] = (),
+    reply_window: float = 86400.0,
 ) -> BatchOp[AcceptItem, Accepted]:
     """The batch operation that commits valid transactions with their alerts.
 
-    ``issuers``: the profiles items may name instead of carrying.
+    ``issuers``: the profiles items may name instead of carrying;
+    ``reply_window``: how long a reply code stays taken.
     """
     return BatchOp(
-        "accept", _AcceptRun(node, lease, ttl, ref_factory, issuers), urgent=True
+        "accept",
+        _AcceptRun(node, lease, ttl, ref_factory, issuers, reply_window),
+        urgent=True,
     )
 
 
@@ -290,6 +367,9 @@ def _txn_row(
         "orig_ref": orig_ref,
         "alerts": alerts,
         "received_at": item.now,
+        "feedback": None,
+        "feedback_at": None,
+        "disputed_at": None,
     }
 
 
@@ -338,6 +418,8 @@ def _alert(
             "claimed_by": node,
             "claimed_until": item.now + lease,
             "last_error": None,
+            "reply_code": plan.reply_code,
+            "feedback": None,
         }
     )
     return alert

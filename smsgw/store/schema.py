@@ -80,6 +80,11 @@ transactions = Table(
     Column("orig_ref", String(24)),
     Column("alerts", Integer, nullable=False),
     Column("received_at", Float, nullable=False),
+    # The cardholder's answer (confirm / not_me / stop / help) and when;
+    # disputed_at is set by a "not me" and never cleared by a later reply.
+    Column("feedback", String(16)),
+    Column("feedback_at", Float),
+    Column("disputed_at", Float),
     UniqueConstraint("terminal_id", "txn_id", name="uq_transactions_terminal_txn"),
 )
 
@@ -87,9 +92,10 @@ alerts = Table(
     "alerts",
     metadata,
     Column("id", String(32), primary_key=True),
-    Column("ref", String(24), ForeignKey("transactions.ref"), nullable=False),
+    # None for a text sent back to a reply that matched no transaction
+    Column("ref", String(24), ForeignKey("transactions.ref")),
     Column("issuer", String(32), nullable=False),
-    Column("audience", String(10), nullable=False),
+    Column("audience", String(10), nullable=False),  # cardholder / merchant / reply
     Column("destination", String(16), nullable=False),
     Column("lang", String(8), nullable=False),
     Column("text", Text, nullable=False),
@@ -107,7 +113,13 @@ alerts = Table(
     Column("claimed_by", String(64)),
     Column("claimed_until", Float),
     Column("last_error", String(200)),
+    # A short code the alert's template showed ("reply N7"), unique among the
+    # alerts awaiting a reply from that number; and the reply it got.
+    Column("reply_code", String(8)),
+    Column("feedback", String(16)),
     Index("ix_alerts_status_not_before", "status", "not_before"),
+    # Replies are matched to the alerts sent to their number.
+    Index("ix_alerts_destination", "destination", "created_at"),
 )
 
 parts = Table(
@@ -157,8 +169,87 @@ mo_messages = Table(
     Column("text", Text, nullable=False),
     Column("received_at", Float, nullable=False),
     Column("alert_id", String(32)),
+    # confirm / not_me / stop / help, or text (anything else, kept)
     Column("classification", String(16)),
+    Column("msisdn", String(16)),  # the sender in E.164, when it is a number
+    Column("normalized", Text),
+    Column("ref", String(24)),  # the transaction of the alert it answers
+    # code / single / ambiguous / none / unknown_code: how it was matched
+    Column("matched_by", String(16)),
+    Column("action", String(40)),  # what the gateway did about it
+    Column("parts", Integer, nullable=False, server_default="1"),
+    Column("complete", Boolean, nullable=False, server_default=text("true")),
     Index("ix_mo_received_at", "received_at"),
+    Index("ix_mo_msisdn", "msisdn", "received_at"),
+    Index("ix_mo_ref", "ref"),
+)
+
+# Parts of a multi-part reply, kept until the last one arrives (or a timeout).
+mo_parts = Table(
+    "mo_parts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("group_key", String(200), nullable=False),
+    Column("carrier", String(32), nullable=False),
+    Column("source", String(21), nullable=False),
+    Column("destination", String(21), nullable=False),
+    Column("data_coding", Integer, nullable=False),
+    Column("ref", Integer),
+    Column("total", Integer, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("received_at", Float, nullable=False),
+    Index("ix_mo_parts_group", "group_key"),
+    Index("ix_mo_parts_received_at", "received_at"),
+)
+
+# Numbers that replied STOP (or were opted out by an operator), per issuer:
+# honoured for every alert to that number, whoever supplied it.
+opt_outs = Table(
+    "opt_outs",
+    metadata,
+    Column("issuer", String(32), nullable=False),
+    Column("msisdn", String(16), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("via", String(16), nullable=False),  # sms / cli
+    Column("mo_id", Integer),
+    PrimaryKeyConstraint("issuer", "msisdn", name="pk_opt_outs"),
+)
+
+# Signed events for an issuer's fraud endpoint, retried until delivered.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("issuer", String(32), nullable=False),
+    Column("event", String(16), nullable=False),
+    Column("ref", String(24), nullable=False),
+    Column("mo_id", Integer),
+    Column("url", String(500), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("status", String(10), nullable=False),  # pending / delivered / failed
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("next_at", Float, nullable=False),
+    Column("claimed_by", String(64)),
+    Column("claimed_until", Float),
+    Column("last_error", String(200)),
+    Index("ix_webhooks_status_next", "status", "next_at"),
+    Index("ix_webhooks_ref", "ref"),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("webhook_id", Integer, ForeignKey("webhooks.id"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("at", Float, nullable=False),
+    Column("status_code", Integer),
+    Column("error", String(200)),
+    Column("outcome", String(10), nullable=False),
+    Index("ix_webhook_attempts_webhook", "webhook_id"),
 )
 
 merchants = Table(

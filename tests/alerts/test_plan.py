@@ -221,3 +221,76 @@ def test_issuer_template_applies_unless_the_merchant_has_one() -> None:
     assert alert.text == "CNY 128.50 at M001, card 7894"
     [alert] = plan(txn(msisdn="+8613800138000", lang="zh"), issuer=issuer)
     assert alert.text.startswith("【示例银行】")  # no zh template: the built-in
+
+
+def test_a_number_that_replied_stop_gets_only_mandatory_alerts() -> None:
+    """A number opted out by STOP (whoever supplied it) gets nothing, except what
+    the issuer profile marks mandatory: declined, reversal, large amounts."""
+    out = {"+8613800138000"}
+
+    def opted(number: str) -> bool:
+        return number in out
+
+    def planned(t: Txn, issuer: IssuerConfig = ISSUER) -> list[Any]:
+        return plan_alerts(
+            t,
+            terminal_id="T1",
+            may_supply_msisdn=True,
+            issuer=issuer,
+            subscriber=None,
+            merchant=None,
+            now=NOON,
+            opted_out=opted,
+        )
+
+    numbered = {"msisdn": "+8613800138000"}
+    assert planned(txn(**numbered)) == []
+    assert planned(txn(msisdn="+8613900139000"))  # another number still gets it
+    assert planned(txn(result="declined", **numbered)) == []
+    strict = IssuerConfig(
+        signature=ISSUER.signature,
+        large_amounts={"CNY": Decimal("5000")},
+        mandatory=frozenset({"declined", "large"}),
+    )
+    assert len(planned(txn(result="declined", **numbered), strict)) == 1
+    assert len(planned(txn(amount="6000.00", **numbered), strict)) == 1
+    assert planned(txn(kind="reversal", **numbered), strict) == []
+    assert planned(txn(**numbered), strict) == []
+    sub = Subscriber(issuer="default", msisdn="+8613800138000", opted_out=True)
+    assert plan(txn(result="declined"), sub, issuer=strict)[0].priority == 1
+
+
+def test_a_template_showing_a_reply_code_gets_one_per_alert() -> None:
+    """Only a template that prints {{ reply_code }} asks for a code; the code is
+    shown in the text and kept on the plan."""
+    issuer = IssuerConfig(
+        signature=ISSUER.signature,
+        templates={
+            "en": "Card *{{ last4 }} {{ amount }}. Not you? Reply N{{ reply_code }}"
+        },
+    )
+    given: list[str] = []
+
+    def codes(number: str) -> str:
+        given.append(number)
+        return str(len(given) + 6)
+
+    def planned(i: IssuerConfig) -> Any:
+        return plan_alerts(
+            txn(msisdn="+8613800138000", lang="en"),
+            terminal_id="T1",
+            may_supply_msisdn=True,
+            issuer=i,
+            subscriber=None,
+            merchant=None,
+            now=NOON,
+            reply_codes=codes,
+        )[0]
+
+    first = planned(issuer)
+    assert first.reply_code == "7"
+    assert first.text.endswith("Reply N7")
+    assert given == ["+8613800138000"]
+    builtin = planned(ISSUER)
+    assert builtin.reply_code is None
+    assert given == ["+8613800138000"]  # the built-in shows none: no code taken

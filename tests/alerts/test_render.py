@@ -527,7 +527,7 @@ def test_variables_constant_lists_what_templates_receive() -> None:
     assert (
         frozenset(
             {"signature", "last4", "amount", "merchant", "location", "date", "time"}
-            | {"balance", "terminal_id", "kind", "result"}
+            | {"balance", "terminal_id", "kind", "result", "reply_code"}
         )
         == VARIABLES
     )

@@ -662,6 +662,7 @@ def test_format_config_is_yaml_with_every_default(tmp_path: Path) -> None:
         "carriers",
         "issuers",
         "dispatch",
+        "feedback",
         "admin",
         "simulator",
         "logging",
@@ -795,3 +796,115 @@ def test_issuer_templates_are_checked_at_load(tmp_path: Path) -> None:
     [error] = info.value.errors
     assert error.startswith("issuers[0].templates.en: ")
     assert "amount" in error
+
+
+# -- feedback (replies) and fraud webhooks ------------------------------------
+
+
+def test_feedback_defaults_and_overrides(tmp_path: Path) -> None:
+    """Without a feedback section the defaults apply; a keyword set given for a
+    language and class replaces only that set; a reply text only that text."""
+    from smsgw.feedback.classify import classify
+
+    cfg = load(tmp_path, minimal())
+    assert cfg.feedback.reply_window == 86400.0
+    assert classify("N", cfg.feedback.keywords).kind == "not_me"
+    data = minimal(
+        _set(
+            "feedback",
+            {
+                "reply_window": 3600,
+                "keywords": {"en": {"not_me": ["N", "FRAUD"]}},
+                "replies": {"en": {"help": "{signature}: call 95588"}},
+            },
+        )
+    )
+    cfg = load(tmp_path, data)
+    assert classify("fraud", cfg.feedback.keywords).kind == "not_me"
+    assert classify("no", cfg.feedback.keywords).kind is None  # replaced set
+    assert classify("退订", cfg.feedback.keywords).kind == "stop"  # zh kept
+    assert cfg.feedback.replies["en"]["help"] == "{signature}: call 95588"
+    assert "退订" in cfg.feedback.replies["zh"]["stop"]
+
+
+def test_feedback_errors_name_their_key_paths(tmp_path: Path) -> None:
+    """Unknown languages, classes and placeholders, a word in two classes and a
+    bare string for a list are each reported with its path."""
+    data = minimal(
+        _set(
+            "feedback",
+            {
+                "keywords": {"fr": {}, "en": {"not_me": ["Y"], "stop": "STOP"}},
+                "replies": {"zh": {"help": "{phone}"}, "en": {"thanks": "x"}},
+                "reply_window": 0,
+            },
+        )
+    )
+    assert errors_of(tmp_path, data) == [
+        "feedback.reply_window: must be a number above 0 and at most 2.592e+06, got 0",
+        "feedback.keywords.en.stop: must be a list of words (quote digits), got 'STOP'",
+        "feedback.keywords.fr: unknown language (expected one of: zh, en)",
+        "feedback.replies.en.thanks: unknown key (expected one of: not_me, stop, help)",
+        "feedback.replies.zh.help: unknown placeholder {phone} "
+        "(known: amount, last4, merchant, signature)",
+    ]
+    words = minimal(_set("feedback", {"keywords": {"en": {"not_me": ["Y"]}}}))
+    assert errors_of(tmp_path, words) == [
+        "feedback.keywords.en.not_me: word 'Y' (normalised 'y') is already in "
+        "en.confirm"
+    ]
+
+
+def test_issuer_fraud_webhook_and_mandatory_alerts(tmp_path: Path) -> None:
+    """An issuer's fraud webhook takes its secret from a file (never shown);
+    mandatory lists alerts sent even after an opt-out."""
+    (tmp_path / "hook.secret").write_text("0123456789abcdef0123456789\n")
+    data = minimal(
+        _set(
+            "issuers",
+            [
+                {
+                    "name": "default",
+                    "mandatory": ["declined", "large"],
+                    "fraud_webhook": {
+                        "url": "https://fraud.bank.example/smsgw",
+                        "secret_file": "hook.secret",
+                        "key_id": "k2",
+                    },
+                }
+            ],
+        )
+    )
+    issuer = load(tmp_path, data).issuers[0]
+    hook = issuer.fraud_webhook
+    assert hook is not None
+    assert hook.secret.reveal() == "0123456789abcdef0123456789"
+    assert (hook.url, hook.key_id, hook.timeout) == (
+        "https://fraud.bank.example/smsgw",
+        "k2",
+        10.0,
+    )
+    assert "0123456789abcdef" not in repr(issuer)
+    assert issuer.mandatory == frozenset({"declined", "large"})
+    bad = minimal(
+        _set(
+            "issuers",
+            [
+                {
+                    "name": "default",
+                    "mandatory": ["always"],
+                    "fraud_webhook": {
+                        "url": "https://u:p@x.example/",
+                        "secret": "short",
+                    },
+                }
+            ],
+        )
+    )
+    assert errors_of(tmp_path, bad) == [
+        "issuers[0].mandatory[0]: must be one of declined, reversal, large, "
+        "got 'always'",
+        "issuers[0].fraud_webhook.url: must not carry credentials: give them as "
+        "secret/secret_file",
+        "issuers[0].fraud_webhook.secret: must be at least 16 characters, got 5",
+    ]

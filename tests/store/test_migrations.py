@@ -39,6 +39,37 @@ def test_upgrade_twice_changes_nothing(db_url: str) -> None:
     engine.dispose()
 
 
+def test_an_older_database_upgrades_with_its_rows_and_downgrades(db_url: str) -> None:
+    """A database at 0001 holding an MO message upgrades to head (the new columns
+    get their defaults) and 0002 downgrades back to exactly 0001."""
+    from alembic import command
+
+    from smsgw.store.db import _alembic_config
+
+    engine = make_engine(db_url)
+    upgrade(engine, "0001")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO mo_messages (carrier, source, destination, text, "
+                "received_at) VALUES ('sim', '8613800138000', '95588', 'N', 1.0)"
+            )
+        )
+    assert upgrade(engine) == ("0001", head_revision())
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT parts, complete FROM mo_messages")).one()
+    assert (row.parts, bool(row.complete)) == (1, True)
+    cfg = _alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0001")
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert any(d[0] == "add_table" and d[1].name == "opt_outs" for d in diff)
+    assert upgrade(engine) == ("0001", head_revision())
+    engine.dispose()
+
+
 def test_check_schema_refuses_an_empty_or_older_database(db_url: str) -> None:
     """No schema, or another revision: SchemaError says to run smsgw db upgrade."""
     engine = make_engine(db_url)

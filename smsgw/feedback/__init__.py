@@ -1,0 +1,1 @@
+"""Feedback: cardholder replies to alerts, classification and fraud webhooks."""

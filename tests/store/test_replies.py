@@ -1,0 +1,323 @@
+# ruff: noqa: RUF001  (full-width input is what these tests feed in)
+"""Replies in the store: reassembled, matched to their alert and acted on
+(SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import Engine, text
+
+from smsgw.feedback.classify import DEFAULT_KEYWORDS, Keywords
+from smsgw.feedback.mo import MoPart
+from smsgw.service.config_alerts import IssuerConfig
+from smsgw.service.config_feedback import DEFAULT_REPLIES
+from smsgw.store.accept import make_accept_op
+from smsgw.store.replies import (
+    MoItem,
+    MoOutcome,
+    ReplyIssuer,
+    ReplyRules,
+    make_reply_ops,
+    sender_e164,
+)
+from tests.store.helpers import ACCEPT, NOW, PAN, hasher, item, run, txn
+
+NUMBER = "+8613800138000"
+ISSUER = ReplyIssuer(
+    name="default",
+    signature={"zh": "示例银行", "en": "Demo Bank"},
+    default_lang="zh",
+    source_addr="95588",
+    webhook_url="https://bank.example/fraud",
+)
+
+
+def rules(**changes: Any) -> ReplyRules:
+    base: dict[str, Any] = {
+        "keywords": Keywords.build(DEFAULT_KEYWORDS),
+        "reply_window": 86400.0,
+        "help_interval": 3600.0,
+        "reassembly_timeout": 60.0,
+        "replies": DEFAULT_REPLIES,
+        "issuers": (ISSUER,),
+        "node": "n1",
+        "lease": 60.0,
+        "ttl": 3600.0,
+    }
+    base.update(changes)
+    return ReplyRules(**base)
+
+
+MO, EXPIRE = make_reply_ops(rules())
+
+
+def part(
+    body: str | bytes,
+    *,
+    source: str = "8613800138000",
+    coding: int = 8,
+    ref: int | None = None,
+    total: int = 1,
+    seq: int = 1,
+) -> MoPart:
+    data = body if isinstance(body, bytes) else body.encode("utf-16-be")
+    method = "udh" if total > 1 else "single"
+    return MoPart(source, "95588", coding, ref, total, seq, data, method)  # type: ignore[arg-type]
+
+
+def reply(engine: Engine, body: str, at: float = NOW + 60, **kw: Any) -> MoOutcome:
+    [out] = run(engine, MO, [MoItem("sim", part(body, **kw), at)])
+    return out
+
+
+def one(engine: Engine, sql: str, **params: Any) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(text(sql), params).one()
+
+
+def accept(engine: Engine, tmp_path: Path, *ids: str, op: Any = ACCEPT) -> list[str]:
+    """Accept transactions (one cardholder alert each to NUMBER); their refs."""
+    h = hasher(tmp_path)
+    out = run(engine, op, [item(txn(h, txn_id=i, rrn="123456789012")) for i in ids])
+    return [o.result.ref for o in out]
+
+
+def test_not_me_disputes_acknowledges_and_queues_the_webhook(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """'N' from the only alert's number: the transaction is disputed, the alert and
+    the transaction carry the feedback, an acknowledgement is queued for this node
+    and the issuer's webhook is pending with what it needs (card only masked)."""
+    [ref] = accept(engine, tmp_path, "t1")
+    out = reply(engine, "Ｎ！")
+    assert out.mo_id is not None
+    assert out.webhooks == 1
+    [ack] = out.queued
+    assert ack.destination == NUMBER
+    assert ack.ref == ref
+    assert ack.priority == 1
+    assert "尾号7894" in ack.text
+    assert "人民币128.50元" in ack.text
+    mo = one(engine, "SELECT * FROM mo_messages WHERE id = :i", i=out.mo_id)
+    assert (mo.classification, mo.matched_by, mo.action, mo.ref, mo.msisdn) == (
+        "not_me",
+        "single",
+        "disputed",
+        ref,
+        NUMBER,
+    )
+    t = one(engine, "SELECT * FROM transactions WHERE ref = :r", r=ref)
+    assert (t.feedback, t.feedback_at, t.disputed_at) == ("not_me", NOW + 60, NOW + 60)
+    a = one(
+        engine,
+        "SELECT feedback FROM alerts WHERE ref = :r AND audience = 'cardholder'",
+        r=ref,
+    )
+    assert a.feedback == "not_me"
+    sent = one(engine, "SELECT * FROM alerts WHERE id = :i", i=ack.id)
+    assert (sent.audience, sent.status, sent.claimed_by) == ("reply", "queued", "n1")
+    hook = one(engine, "SELECT * FROM webhooks")
+    assert (hook.status, hook.attempts, hook.next_at, hook.url) == (
+        "pending",
+        0,
+        NOW + 60,
+        "https://bank.example/fraud",
+    )
+    event = orjson.loads(hook.body)
+    assert event["ref"] == ref
+    assert event["masked_pan"] == "622202******7894"
+    assert event["rrn"] == "123456789012"
+    assert event["reply"]["from"] == NUMBER
+    assert event["reply"]["matched_by"] == "single"
+    assert PAN not in bytes(hook.body).decode()
+    audit = one(engine, "SELECT * FROM audit WHERE action = 'dispute'")
+    assert audit.subject == ref
+
+
+def test_two_alerts_awaiting_leave_a_plain_n_unmatched(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """With two alerts awaiting a reply, 'N' is ambiguous: kept for review,
+    nothing disputed, nothing sent."""
+    accept(engine, tmp_path, "t1", "t2")
+    out = reply(engine, "N")
+    assert (out.queued, out.webhooks) == ((), 0)
+    mo = one(engine, "SELECT * FROM mo_messages")
+    assert (mo.matched_by, mo.action, mo.ref) == ("ambiguous", "unmatched", None)
+    disputed = one(
+        engine, "SELECT COUNT(*) AS n FROM transactions WHERE disputed_at IS NOT NULL"
+    )
+    assert disputed.n == 0
+
+
+def test_a_reply_code_picks_its_alert_and_an_unknown_one_matches_nothing(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Alerts whose template shows a reply code get 1, 2 for one number; 'N2'
+    disputes the second; 'N9' (no alert showed it) is unmatched."""
+    issuer = IssuerConfig(
+        signature={"zh": "示例银行", "en": "Demo Bank"},
+        templates={"zh": "尾号{{ last4 }}消费{{ amount }}，非本人回N{{ reply_code }}"},
+    )
+    op = make_accept_op(node="n1", lease=60.0, ttl=3600.0, issuers=[issuer])
+    h = hasher(tmp_path)
+    refs = [
+        o.result.ref
+        for o in run(
+            engine, op, [item(txn(h, txn_id=i), issuer="default") for i in ("a", "b")]
+        )
+    ]
+    with engine.connect() as conn:
+        shown = {
+            r.ref: r
+            for r in conn.execute(text("SELECT ref, reply_code, text FROM alerts"))
+        }
+    assert [shown[r].reply_code for r in refs] == ["1", "2"]
+    assert shown[refs[1]].text.endswith("非本人回N2")
+    out = reply(engine, "n 2")
+    mo = one(engine, "SELECT * FROM mo_messages WHERE id = :i", i=out.mo_id)
+    assert (mo.matched_by, mo.ref, mo.action) == ("code", refs[1], "disputed")
+    out = reply(engine, "N9")
+    mo = one(engine, "SELECT * FROM mo_messages WHERE id = :i", i=out.mo_id)
+    assert (mo.matched_by, mo.action) == ("unknown_code", "unmatched")
+    # A third alert reuses no code still awaiting a reply: "1" is, "2" was answered.
+    [third] = run(engine, op, [item(txn(h, txn_id="c"), issuer="default")])
+    code = one(
+        engine, "SELECT reply_code FROM alerts WHERE ref = :r", r=third.result.ref
+    )
+    assert code.reply_code == "2"
+
+
+def test_stop_opts_the_number_out_once_and_the_next_alert_is_not_sent(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """STOP (full-width TD here) opts the number out with one confirmation; a second
+    STOP sends nothing; the next transaction to that number gets no alert."""
+    accept(engine, tmp_path, "t1")
+    first = reply(engine, "ＴＤ")
+    assert len(first.queued) == 1
+    assert "退订" in first.queued[0].text
+    again = reply(engine, "stop", at=NOW + 120)
+    assert again.queued == ()
+    actions = [
+        r.action for r in one_all(engine, "SELECT action FROM mo_messages ORDER BY id")
+    ]
+    assert actions == ["opted_out", "already_opted_out"]
+    out = one(engine, "SELECT * FROM opt_outs")
+    assert (out.issuer, out.msisdn, out.via, out.mo_id) == (
+        "default",
+        NUMBER,
+        "sms",
+        first.mo_id,
+    )
+    h = hasher(tmp_path)
+    [later] = run(engine, ACCEPT, [item(txn(h, txn_id="t9"), now=NOW + 600)])
+    assert later.result.status == "accepted"
+    assert later.queued == ()
+
+
+def one_all(engine: Engine, sql: str) -> list[Any]:
+    with engine.connect() as conn:
+        return list(conn.execute(text(sql)))
+
+
+def test_help_is_answered_at_most_once_an_interval(engine: Engine) -> None:
+    """HELP / 帮助 get the help text; another within help_interval gets none."""
+    first = reply(engine, "帮助")
+    assert "回复N" in first.queued[0].text
+    assert reply(engine, "help", at=NOW + 600).queued == ()
+    assert len(reply(engine, "HELP", at=NOW + 4000).queued) == 1
+
+
+def test_confirm_and_free_text(engine: Engine, tmp_path: Path) -> None:
+    """Free text is kept and consumes nothing; a later 'Y' confirms."""
+    [ref] = accept(engine, tmp_path, "t1")
+    kept = reply(engine, "谁发的短信?")
+    assert kept.queued == ()
+    yes = reply(engine, "是", at=NOW + 90)
+    mo = one(engine, "SELECT * FROM mo_messages WHERE id = :i", i=yes.mo_id)
+    assert (mo.action, mo.matched_by) == ("confirmed", "single")
+    t = one(
+        engine, "SELECT feedback, disputed_at FROM transactions WHERE ref = :r", r=ref
+    )
+    assert (t.feedback, t.disputed_at) == ("confirm", None)
+    free = one(engine, "SELECT * FROM mo_messages WHERE id = :i", i=kept.mo_id)
+    assert (free.classification, free.action, free.text) == (
+        "text",
+        "kept",
+        "谁发的短信?",
+    )
+
+
+def test_a_reply_outside_the_window_matches_nothing(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """After reply_window an alert awaits no reply."""
+    accept(engine, tmp_path, "t1")
+    out = reply(engine, "N", at=NOW + 86400 + 1)
+    mo = one(engine, "SELECT * FROM mo_messages WHERE id = :i", i=out.mo_id)
+    assert (mo.matched_by, mo.action) == ("none", "unmatched")
+
+
+def test_parts_out_of_order_are_reassembled_then_handled(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A two-part UCS-2 reply arriving last part first waits, then is handled whole."""
+    accept(engine, tmp_path, "t1")
+    words = "不是我" * 30
+    data = words.encode("utf-16-be")
+    half = len(data) // 2
+    p2 = part(data[half:], ref=7, total=2, seq=2)
+    p1 = part(data[:half], ref=7, total=2, seq=1)
+    [waiting] = run(engine, MO, [MoItem("sim", p2, NOW + 60)])
+    assert waiting == MoOutcome(None)
+    [done] = run(engine, MO, [MoItem("other", p1, NOW + 61)])
+    mo = one(engine, "SELECT * FROM mo_messages WHERE id = :i", i=done.mo_id)
+    assert (mo.text, mo.parts, bool(mo.complete), mo.classification) == (
+        words,
+        2,
+        True,
+        "text",
+    )
+    assert one(engine, "SELECT COUNT(*) AS n FROM mo_parts").n == 0
+
+
+def test_a_reply_missing_parts_is_kept_as_it_is_after_the_timeout(
+    engine: Engine,
+) -> None:
+    """Part 1 of 3 alone: nothing before the timeout, then kept incomplete."""
+    p1 = part("第一部分", ref=9, total=3, seq=1)
+    run(engine, MO, [MoItem("sim", p1, NOW)])
+    assert run(engine, EXPIRE, [NOW + 59]) == [[]]
+    [[out]] = run(engine, EXPIRE, [NOW + 61])
+    mo = one(engine, "SELECT * FROM mo_messages WHERE id = :i", i=out.mo_id)
+    assert (mo.text, mo.parts, bool(mo.complete)) == ("第一部分", 1, False)
+    assert one(engine, "SELECT COUNT(*) AS n FROM mo_parts").n == 0
+
+
+def test_an_alphanumeric_sender_is_kept_but_never_answered(engine: Engine) -> None:
+    """A sender that is no number can be neither answered nor opted out."""
+    out = reply(engine, "STOP", source="BANKTEST")
+    assert out.queued == ()
+    mo = one(engine, "SELECT * FROM mo_messages WHERE id = :i", i=out.mo_id)
+    assert (mo.msisdn, mo.action) == (None, "unanswerable")
+    assert one(engine, "SELECT COUNT(*) AS n FROM opt_outs").n == 0
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("8613800138000", NUMBER),
+        ("+8613800138000", NUMBER),
+        ("008613800138000", NUMBER),
+        ("BANK", None),
+        ("12", None),
+    ],
+)
+def test_sender_to_e164(source: str, expected: str | None) -> None:
+    """SMSCs send the number with or without '+' or as 00...; names are no numbers."""
+    assert sender_e164(source) == expected
