@@ -157,8 +157,12 @@ class Gateway:
 
 
 @defer.inlineCallbacks
-def start(tmp_path: Path, level: str = "info") -> Generator[Any, Any, Any]:
-    """Start the SMSC (in process) and the gateway; return (sim, gateway)."""
+def start(
+    tmp_path: Path, level: str = "info", extra: str = ""
+) -> Generator[Any, Any, Any]:
+    """Start the SMSC (in process) and the gateway; return (sim, gateway).
+
+    ``extra``: YAML sections appended to the gateway's configuration."""
     sim = make_smsc_service(
         SmscSettings(
             listen="tcp:0:interface=127.0.0.1",
@@ -171,6 +175,7 @@ def start(tmp_path: Path, level: str = "info") -> Generator[Any, Any, Any]:
     port = yield sim.listening
     (tmp_path / "smsgw.yaml").write_text(
         CONFIG.format(key=KEY_HEX, port=port.getHost().port, window=WINDOW, level=level)
+        + extra
     )
     subprocess.run(
         [sys.executable, "-m", "smsgw.cli", "db", "upgrade", "--config", "smsgw.yaml"],
