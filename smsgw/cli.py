@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from smsgw.pos.cli import add_pos_arguments
 from smsgw.service.dbcli import add_db_commands
+from smsgw.service.feedback_cli import add_feedback_commands
 from smsgw.service.registry_cli import add_registry_commands
 from smsgw.smsc.settings import add_smsc_arguments
 
@@ -117,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_pos_arguments(p)
     p.set_defaults(func=_pos)
     add_registry_commands(sub)
+    add_feedback_commands(sub)
     return parser
 
 

@@ -272,15 +272,18 @@ def main_registry(
     inp: TextIO | None = None,
     clock: IReactorTime | None = None,
 ) -> int:
-    """Parse ``argv`` (e.g. ``["subscribers", "list"]``) and run it.
+    """Parse ``argv`` (e.g. ``["subscribers", "list"]``, ``["feedback", "report"]``)
+    and run it.
 
     Returns the exit status; usage errors (status 2) and help go to ``err``
     and ``out``.
     """
+    from smsgw.service.feedback_cli import add_feedback_commands
+
     parser = argparse.ArgumentParser(prog="smsgw")
-    add_registry_commands(
-        parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    add_registry_commands(sub)
+    add_feedback_commands(sub)
     try:
         with redirect_stdout(out), redirect_stderr(err):
             ns = parser.parse_args(argv)

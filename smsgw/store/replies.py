@@ -33,6 +33,7 @@ from smsgw.feedback.mo import MoPart, assemble, group_key
 from smsgw.intake.iso4217 import MINOR_UNITS
 from smsgw.store import schema as S
 from smsgw.store.accept import new_ref
+from smsgw.store.feedback_report import mask_msisdn
 from smsgw.store.rows import QueuedAlert
 from smsgw.store.writer import BatchOp
 
@@ -328,7 +329,8 @@ class _MoRun:
                 ),
                 {"t": True, "now": now, "issuer": issuer.name, "msisdn": msisdn},
             )
-            _audit(conn, now, issuer.name, "opt_out", _masked(msisdn), f"reply {mo_id}")
+            subject = mask_msisdn(msisdn) or ""
+            _audit(conn, now, issuer.name, "opt_out", subject, f"reply {mo_id}")
 
     def _reply(
         self,
@@ -420,11 +422,6 @@ def _exists(conn: Connection, sql: Any, **params: Any) -> bool:
 
 def _txn(conn: Connection, ref: str) -> Any:
     return conn.execute(_TXN, {"ref": ref}).first()
-
-
-def _masked(msisdn: str) -> str:
-    """A number as logs and the audit trail show it: +86138****8000."""
-    return msisdn[:6] + "****" + msisdn[-4:] if len(msisdn) > 10 else "****"
 
 
 def _audit(

@@ -1,0 +1,205 @@
+"""What cardholders answered: per transaction, per merchant and day, for review.
+
+Read-only queries shared by the ``smsgw feedback`` command (and the admin
+API). Phone numbers leave masked (+86138****8000): they are personal data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+__all__ = [
+    "DayRow",
+    "feedback_report",
+    "mask_msisdn",
+    "transaction_feedback",
+    "unmatched_replies",
+]
+
+_BUCKET = 900  # seconds: every real time zone offset is a multiple of 15 min
+
+
+def mask_msisdn(number: str | None) -> str | None:
+    """+8613800138000 -> +86138****8000 (None stays None)."""
+    if number is None:
+        return None
+    return number[:6] + "****" + number[-4:] if len(number) > 10 else "****"
+
+
+def _mo(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "received_at": row.received_at,
+        "from": mask_msisdn(row.msisdn) or "(not a number)",
+        "text": row.text,
+        "classification": row.classification,
+        "matched_by": row.matched_by,
+        "action": row.action,
+        "parts": row.parts,
+        "complete": bool(row.complete),
+    }
+
+
+def transaction_feedback(conn: Connection, ref: str) -> dict[str, Any] | None:
+    """A transaction's alerts, the replies matched to it, its dispute and its
+    fraud webhooks with their attempts; None when there is no such ref."""
+    txn = conn.execute(
+        text(
+            "SELECT ref, issuer, terminal_id, txn_id, kind, result, amount, currency, "
+            "masked_pan, last4, merchant_id, merchant_name, local_time, received_at, "
+            "feedback, feedback_at, disputed_at FROM transactions WHERE ref = :ref"
+        ),
+        {"ref": ref},
+    ).first()
+    if txn is None:
+        return None
+    alerts = conn.execute(
+        text(
+            "SELECT id, audience, destination, status, reply_code, feedback "
+            "FROM alerts WHERE ref = :ref ORDER BY id"
+        ),
+        {"ref": ref},
+    )
+    replies = conn.execute(
+        text("SELECT * FROM mo_messages WHERE ref = :ref ORDER BY received_at, id"),
+        {"ref": ref},
+    )
+    hooks = list(
+        conn.execute(
+            text("SELECT * FROM webhooks WHERE ref = :ref ORDER BY id"), {"ref": ref}
+        )
+    )
+    attempts: dict[int, list[dict[str, Any]]] = {}
+    if hooks:
+        for a in conn.execute(
+            text(
+                "SELECT webhook_id, attempt, at, status_code, error, outcome FROM "
+                "webhook_attempts WHERE webhook_id IN "
+                f"({', '.join(str(int(h.id)) for h in hooks)}) ORDER BY id"
+            )
+        ):
+            attempts.setdefault(a.webhook_id, []).append(
+                {
+                    "attempt": a.attempt,
+                    "at": a.at,
+                    "status_code": a.status_code,
+                    "error": a.error,
+                    "outcome": a.outcome,
+                }
+            )
+    return {
+        **{k: v for k, v in txn._mapping.items()},
+        "alerts": [
+            {**a._mapping, "destination": mask_msisdn(a.destination)} for a in alerts
+        ],
+        "replies": [_mo(r) for r in replies],
+        "webhooks": [
+            {
+                "id": h.id,
+                "event": h.event,
+                "status": h.status,
+                "attempts": attempts.get(h.id, []),
+                "next_at": h.next_at if h.status == "pending" else None,
+                "last_error": h.last_error,
+            }
+            for h in hooks
+        ],
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class DayRow:
+    """One merchant on one day: alerted transactions and how they were answered."""
+
+    merchant_id: str
+    day: str  # YYYY-MM-DD in the report's time zone
+    alerted: int
+    confirm: int
+    not_me: int
+    stop: int
+
+    @property
+    def no_reply(self) -> int:
+        return self.alerted - self.confirm - self.not_me - self.stop
+
+    def rate(self, count: int) -> float:
+        """``count`` as a share of the alerted transactions (0 when none)."""
+        return count / self.alerted if self.alerted else 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "merchant_id": self.merchant_id,
+            "day": self.day,
+            "alerted": self.alerted,
+        }
+        for name in ("confirm", "not_me", "stop", "no_reply"):
+            count = getattr(self, name)
+            out[name] = count
+            out[f"{name}_rate"] = round(self.rate(count), 4)
+        return out
+
+
+def feedback_report(
+    conn: Connection,
+    *,
+    issuer: str,
+    since: float,
+    until: float,
+    timezone: str,
+    merchant_id: str | None = None,
+) -> list[DayRow]:
+    """Per merchant and day (in ``timezone``), the transactions that got a
+    cardholder alert and how many were confirmed, reported not-me, answered
+    STOP or not answered; ordered by merchant and day."""
+    bucket = (
+        f"FLOOR(received_at / {_BUCKET})"
+        if conn.dialect.name == "postgresql"
+        else f"CAST(received_at / {_BUCKET} AS INTEGER)"
+    )
+    sql = (
+        f"SELECT merchant_id, {bucket} AS q, COUNT(*) AS n, "
+        "SUM(CASE WHEN feedback = 'confirm' THEN 1 ELSE 0 END) AS confirm, "
+        "SUM(CASE WHEN feedback = 'not_me' THEN 1 ELSE 0 END) AS not_me, "
+        "SUM(CASE WHEN feedback = 'stop' THEN 1 ELSE 0 END) AS stop "
+        "FROM transactions WHERE issuer = :issuer AND received_at >= :since "
+        "AND received_at < :until AND alerts > 0 "
+        + ("AND merchant_id = :merchant " if merchant_id else "")
+        + f"GROUP BY merchant_id, {bucket}"
+    )
+    params: dict[str, Any] = {"issuer": issuer, "since": since, "until": until}
+    if merchant_id:
+        params["merchant"] = merchant_id
+    zone = zoneinfo.ZoneInfo(timezone)
+    days: dict[tuple[str, str], list[int]] = {}
+    for row in conn.execute(text(sql), params):
+        start = dt.datetime.fromtimestamp(int(row.q) * _BUCKET, zone)
+        key = (row.merchant_id, start.date().isoformat())
+        counts = days.setdefault(key, [0, 0, 0, 0])
+        for i, value in enumerate((row.n, row.confirm, row.not_me, row.stop)):
+            counts[i] += int(value or 0)
+    return [DayRow(m, d, *c) for (m, d), c in sorted(days.items())]
+
+
+def unmatched_replies(
+    conn: Connection, *, since: float, limit: int, issuer: str | None = None
+) -> Sequence[dict[str, Any]]:
+    """Replies kept for review (matched to no alert, or free text), newest first."""
+    where = "received_at >= :since AND action IN ('unmatched', 'kept')"
+    params: dict[str, Any] = {"since": since, "limit": limit}
+    if issuer:
+        where += " AND issuer = :issuer"
+        params["issuer"] = issuer
+    rows = conn.execute(
+        text(
+            f"SELECT * FROM mo_messages WHERE {where} "
+            "ORDER BY received_at DESC, id DESC LIMIT :limit"
+        ),
+        params,
+    )
+    return [_mo(r) for r in rows]
