@@ -6,7 +6,7 @@ feedback:
   reassembly_timeout: 60     # a reply missing parts is kept as it is after this
   help_interval: 3600        # at most one help text per number in this many seconds
   keywords:                  # per language and class; replaces that set of defaults
-    en: {not_me: [N, NO, "2", FRAUD]}
+    en: {not_me: ["N", "NO", "2", "FRAUD"]}   # quoted: YAML reads NO as false
   replies:                   # texts sent back; {signature} {last4} {amount} {merchant}
     en: {not_me: "{signature}: thank you, we will call you about card *{last4}."}
   webhook_retry_initial: 10  # fraud webhook back-off: first delay, doubling ...
@@ -118,10 +118,16 @@ def _by_language(
 
 
 def _words(value: object) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(
-        isinstance(w, str | int) and not isinstance(w, bool) for w in value
-    ):
-        raise Invalid(f"must be a list of words (quote digits), got {show(value)}")
+    if not isinstance(value, list):
+        raise Invalid(f"must be a list of words, got {show(value)}")
+    for word in value:
+        if isinstance(word, bool):
+            raise Invalid(
+                f"got {show(word)} in the list: YAML reads NO, YES, ON and OFF as "
+                'true/false, quote the words ("NO")'
+            )
+        if not isinstance(word, str | int):
+            raise Invalid(f"must be a list of words, got {show(word)} in it")
     return tuple(str(w) for w in value)
 
 

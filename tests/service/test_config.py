@@ -714,6 +714,7 @@ SAMPLE_SECRETS = {
     "password": "pw123456",
     "token": "t" * 32,
     "read_token": "r" * 32,
+    "secret": "s" * 32,
 }
 
 
@@ -842,11 +843,16 @@ def test_feedback_errors_name_their_key_paths(tmp_path: Path) -> None:
     )
     assert errors_of(tmp_path, data) == [
         "feedback.reply_window: must be a number above 0 and at most 2.592e+06, got 0",
-        "feedback.keywords.en.stop: must be a list of words (quote digits), got 'STOP'",
+        "feedback.keywords.en.stop: must be a list of words, got 'STOP'",
         "feedback.keywords.fr: unknown language (expected one of: zh, en)",
         "feedback.replies.en.thanks: unknown key (expected one of: not_me, stop, help)",
         "feedback.replies.zh.help: unknown placeholder {phone} "
         "(known: amount, last4, merchant, signature)",
+    ]
+    unquoted = minimal(_set("feedback", {"keywords": {"en": {"not_me": ["N", False]}}}))
+    assert errors_of(tmp_path, unquoted) == [
+        "feedback.keywords.en.not_me: got false in the list: YAML reads NO, YES, ON "
+        'and OFF as true/false, quote the words ("NO")'
     ]
     words = minimal(_set("feedback", {"keywords": {"en": {"not_me": ["Y"]}}}))
     assert errors_of(tmp_path, words) == [
