@@ -67,6 +67,7 @@ issuers:
   - name: default
     signature: {{zh: "示例银行", en: "Demo Bank"}}
 dispatch: {{node: bench}}
+admin: {{listen: "tcp:0:interface=127.0.0.1"}}
 logging: {{level: warn, format: text}}
 """
 

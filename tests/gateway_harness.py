@@ -52,6 +52,7 @@ carriers:
     reconnect_max: 1.0
     routes: ["+"]
 dispatch: {{node: it-node, poll_interval: 0.2, retry_initial: 0.2, retry_max: 1.0}}
+admin: {{listen: "tcp:0:interface=127.0.0.1"}}
 logging: {{level: {level}, format: text}}
 """
 

@@ -9,6 +9,7 @@ nothing. A reply in three parts arriving out of order is one message.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from collections.abc import Generator
@@ -20,6 +21,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.web.client import Agent, readBody
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
@@ -77,6 +79,9 @@ def _rows(folder: Path, sql: str) -> list[Any]:
         return conn.execute(sql).fetchall()
 
 
+# twisted.web's readBody warns about the client transport it is handed; the
+# body is read whole all the same.
+@pytest.mark.filterwarnings("ignore:Using readBody with a transport:DeprecationWarning")
 @pytest_twisted.inlineCallbacks
 def test_not_me_stop_and_a_long_reply_through_the_binds(
     tmp_path: Path,
@@ -166,6 +171,21 @@ def test_not_me_stop_and_a_long_reply_through_the_binds(
             1,
         )
         assert _rows(tmp_path, "SELECT COUNT(*) AS n FROM mo_parts")[0]["n"] == 0
+
+        # The admin API (its own loopback port) shows the transaction's feedback.
+        log = gw.log_path.read_text(errors="replace")
+        port = int(re.findall(r"admin API listening on 127\.0\.0\.1:(\d+)", log)[-1])
+        ref = txn["ref"]
+        response = yield Agent(reactor).request(
+            b"GET", f"http://127.0.0.1:{port}/api/v1/transactions/{ref}".encode()
+        )
+        shown = orjson.loads((yield readBody(response)))
+        assert response.code == 200
+        assert (shown["feedback"], shown["replies"][0]["classification"]) == (
+            "not_me",
+            "not_me",
+        )
+        assert shown["webhooks"][0]["status"] == "delivered"
     finally:
         client.transport.loseConnection()
         yield gw.kill(15)

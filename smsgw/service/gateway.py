@@ -10,13 +10,15 @@ writer commits what is queued before it ends (its store process or thread).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from sqlalchemy import Connection
 from twisted.application.service import MultiService, Service
-from twisted.internet import defer
+from twisted.internet import defer, threads
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
+from twisted.web.server import Site
 from typing_extensions import override
 
 from smsgw.carrier.compose import Address, compose, source_address
@@ -31,6 +33,7 @@ from smsgw.intake.accept import StoreAcceptor
 from smsgw.intake.decide import Intake
 from smsgw.intake.protocol import IntakeFactory
 from smsgw.intake.terminals import terminals_from_config
+from smsgw.service.admin import AdminApi
 from smsgw.service.config import Config, SimulatorConfig
 from smsgw.service.replies import ReplyService, public_issuers
 from smsgw.smsc.service import ListeningService, make_smsc_service
@@ -235,6 +238,22 @@ class Gateway(MultiService):
             serverFromString(reactor, cfg.intake.listen), self.intake_factory, "intake"
         )
         self.listener.setServiceParent(self)
+        self.admin = ListeningService(
+            serverFromString(reactor, cfg.admin.listen),
+            Site(AdminApi(cfg.admin, self._read, cfg.issuers, reactor.seconds)),
+            "admin API",
+        )
+        self.admin.setServiceParent(self)
+
+    def _read(self, query: Callable[[Connection], Any]) -> defer.Deferred[Any]:
+        """Run a read-only query on the reactor's thread pool (admin API)."""
+
+        def work() -> Any:
+            with self.engine.connect() as conn:
+                return query(conn)
+
+        pool = self.reactor.getThreadPool()
+        return threads.deferToThreadPool(self.reactor, pool, work)
 
     @override
     def stopService(self) -> defer.Deferred[None]:

@@ -59,13 +59,27 @@ def transaction_feedback(conn: Connection, ref: str) -> dict[str, Any] | None:
     ).first()
     if txn is None:
         return None
-    alerts = conn.execute(
-        text(
-            "SELECT id, audience, destination, status, reply_code, feedback "
-            "FROM alerts WHERE ref = :ref ORDER BY id"
-        ),
-        {"ref": ref},
+    alerts = list(
+        conn.execute(
+            text(
+                "SELECT id, audience, destination, lang, text, status, carrier, "
+                "attempts, created_at, updated_at, last_error, reply_code, feedback "
+                "FROM alerts WHERE ref = :ref ORDER BY id"
+            ),
+            {"ref": ref},
+        )
     )
+    parts: dict[str, list[dict[str, Any]]] = {}
+    for p in conn.execute(
+        text(
+            "SELECT alert_id, part_no, carrier, message_id, status, error, "
+            "submitted_at, done_at FROM parts WHERE alert_id LIKE :prefix "
+            "ORDER BY alert_id, part_no"
+        ),
+        {"prefix": ref + ".%"},
+    ):
+        row = dict(p._mapping)
+        parts.setdefault(row.pop("alert_id"), []).append(row)
     replies = conn.execute(
         text("SELECT * FROM mo_messages WHERE ref = :ref ORDER BY received_at, id"),
         {"ref": ref},
@@ -96,7 +110,12 @@ def transaction_feedback(conn: Connection, ref: str) -> dict[str, Any] | None:
     return {
         **{k: v for k, v in txn._mapping.items()},
         "alerts": [
-            {**a._mapping, "destination": mask_msisdn(a.destination)} for a in alerts
+            {
+                **a._mapping,
+                "destination": mask_msisdn(a.destination),
+                "parts": parts.get(a.id, []),
+            }
+            for a in alerts
         ],
         "replies": [_mo(r) for r in replies],
         "webhooks": [

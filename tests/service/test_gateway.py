@@ -44,6 +44,7 @@ def test_default_config_listens_for_terminals_and_binds_to_the_simulator(
     assert sorted((port, iface) for port, _, _, iface in reactor.tcpServers) == [
         (2775, "127.0.0.1"),
         (7400, "127.0.0.1"),
+        (8080, "127.0.0.1"),  # the admin API
         (8081, "127.0.0.1"),  # the simulator's control API (inject replies)
     ]
     assert [(host, port) for host, port, *_ in reactor.tcpClients] == [

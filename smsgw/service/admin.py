@@ -1,0 +1,241 @@
+"""The admin HTTP API (twisted.web): read endpoints over the store.
+
+    GET /api/v1/transactions/{ref}      the transaction (card masked), its alerts
+                                        with parts, SMSC message ids and statuses,
+                                        the replies matched to it, its dispute and
+                                        fraud webhooks with every attempt
+    GET /api/v1/feedback/report         per merchant and day: alerted, confirm,
+        ?issuer=&from=&to=&merchant=    not_me, stop, no_reply and their rates
+    GET /api/v1/feedback/unmatched      replies kept for review
+        ?days=&limit=&issuer=
+
+Every answer is JSON; errors are ``{"error": "..."}`` with 400, 401, 404,
+405 or 503. With ``admin.token`` or ``admin.read_token`` set, a request
+needs ``Authorization: Bearer <token>`` (either token reads; compared in
+constant time); without either, reads are open, so keep the default
+loopback listener. Phone numbers leave masked. Queries run on the reactor's
+thread pool on their own connections (never on the reactor thread, and not
+in the writer's transactions, so a long report never delays an accept).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import json
+import zoneinfo
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+from urllib.parse import unquote
+
+from sqlalchemy import Connection
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
+from typing_extensions import override
+
+from smsgw.service.config import AdminConfig
+from smsgw.service.config_alerts import IssuerConfig
+
+__all__ = ["AdminApi", "ApiError", "Reader"]
+
+T = TypeVar("T")
+Reader = Callable[[Callable[[Connection], Any]], "defer.Deferred[Any]"]
+
+log = Logger()
+
+
+class ApiError(Exception):
+    """An answer other than 200: status code and message."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class AdminApi(Resource):
+    """The whole API as one leaf resource (routing in `route`)."""
+
+    isLeaf = True  # noqa: N815 (twisted.web's name)
+
+    def __init__(
+        self,
+        cfg: AdminConfig,
+        read: Reader,
+        issuers: Sequence[IssuerConfig],
+        clock_seconds: Callable[[], float],
+    ) -> None:
+        super().__init__()
+        self.tokens = [
+            t.reveal().encode() for t in (cfg.token, cfg.read_token) if t is not None
+        ]
+        self.read = read
+        self.issuers = {i.name: i for i in issuers}
+        self.default_issuer = issuers[0]
+        self.seconds = clock_seconds
+
+    # -- twisted.web -------------------------------------------------------
+
+    def render_GET(self, request: Request) -> Any:  # noqa: N802 (twisted.web's name)
+        try:
+            self._authorize(request)
+            d = self.route(request.path, _query(request))
+        except ApiError as e:
+            return _answer(request, e.code, {"error": str(e)})
+        finished: list[bool] = []
+        request.notifyFinish().addBoth(lambda _: finished.append(True))
+
+        def done(body: Any) -> None:
+            if not finished:
+                request.write(_answer(request, 200, body))
+                request.finish()
+
+        def failed(f: Failure) -> None:
+            if finished:
+                return
+            if isinstance(f.value, ApiError):
+                code, message = f.value.code, str(f.value)
+            else:
+                log.failure("admin request failed path={path}", f, path=request.path)
+                code, message = 503, "the store could not answer"
+            request.write(_answer(request, code, {"error": message}))
+            request.finish()
+
+        d.addCallbacks(done, failed)
+        return NOT_DONE_YET
+
+    @override
+    def render(self, request: Request) -> Any:
+        if request.method not in (b"GET", b"HEAD"):
+            request.setHeader(b"allow", b"GET")
+            return _answer(request, 405, {"error": "only GET is supported here"})
+        return super().render(request)
+
+    def _authorize(self, request: Request) -> None:
+        if not self.tokens:
+            return
+        header = request.getHeader(b"authorization") or b""
+        scheme, _, given = header.partition(b" ")
+        # Every token is compared, in constant time: how long a refusal
+        # takes says nothing about which part of which token was right.
+        ok = False
+        for token in self.tokens:
+            ok |= hmac.compare_digest(given.strip(), token)
+        if scheme.lower() != b"bearer" or not ok:
+            request.setHeader(b"www-authenticate", b'Bearer realm="smsgw"')
+            raise ApiError(401, "a valid bearer token is required")
+
+    # -- routing -------------------------------------------------------------
+
+    def route(self, path: bytes, query: Mapping[str, str]) -> defer.Deferred[Any]:
+        """The answer's body for ``path`` (raises ApiError for a bad request)."""
+        parts = [unquote(p) for p in path.decode("utf-8", "replace").split("/") if p]
+        if parts[:2] != ["api", "v1"]:
+            raise ApiError(404, "no such endpoint (see /api/v1/...)")
+        rest = parts[2:]
+        if len(rest) == 2 and rest[0] == "transactions":
+            return self._transaction(rest[1])
+        if rest == ["feedback", "report"]:
+            return self._report(query)
+        if rest == ["feedback", "unmatched"]:
+            return self._unmatched(query)
+        raise ApiError(404, "no such endpoint")
+
+    def _transaction(self, ref: str) -> defer.Deferred[Any]:
+        from smsgw.store.feedback_report import transaction_feedback
+
+        def found(body: Any) -> Any:
+            if body is None:
+                raise ApiError(404, f"no transaction {ref}")
+            return body
+
+        return self.read(lambda conn: transaction_feedback(conn, ref)).addCallback(
+            found
+        )
+
+    def _issuer(self, query: Mapping[str, str]) -> IssuerConfig:
+        name = query.get("issuer")
+        if name is None:
+            return self.default_issuer
+        issuer = self.issuers.get(name)
+        if issuer is None:
+            raise ApiError(400, f"issuer: no issuer profile {name!r}")
+        return issuer
+
+    def _report(self, query: Mapping[str, str]) -> defer.Deferred[Any]:
+        from smsgw.store.feedback_report import feedback_report
+
+        issuer = self._issuer(query)
+        zone = zoneinfo.ZoneInfo(issuer.timezone)
+        today = dt.datetime.fromtimestamp(self.seconds(), zone).date()
+        last = _date(query.get("to"), "to", today)
+        first = _date(query.get("from"), "from", last - dt.timedelta(days=6))
+        if first > last:
+            raise ApiError(400, "from: must be on or before to")
+        since = dt.datetime.combine(first, dt.time(), zone).timestamp()
+        until = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), zone)
+
+        def run(conn: Connection) -> Any:
+            rows = feedback_report(
+                conn,
+                issuer=issuer.name,
+                since=since,
+                until=until.timestamp(),
+                timezone=issuer.timezone,
+                merchant_id=query.get("merchant"),
+            )
+            return {
+                "issuer": issuer.name,
+                "from": first.isoformat(),
+                "to": last.isoformat(),
+                "timezone": issuer.timezone,
+                "days": [r.as_json() for r in rows],
+            }
+
+        return self.read(run)
+
+    def _unmatched(self, query: Mapping[str, str]) -> defer.Deferred[Any]:
+        from smsgw.store.feedback_report import unmatched_replies
+
+        days = _positive(query.get("days", "7"), "days")
+        limit = _positive(query.get("limit", "100"), "limit")
+        issuer = self._issuer(query).name if "issuer" in query else None
+        since = self.seconds() - days * 86400
+
+        def run(conn: Connection) -> Any:
+            replies = unmatched_replies(conn, since=since, limit=limit, issuer=issuer)
+            return {"replies": list(replies)}
+
+        return self.read(run)
+
+
+def _query(request: Request) -> dict[str, str]:
+    return {
+        k.decode("utf-8", "replace"): v[0].decode("utf-8", "replace")
+        for k, v in (request.args or {}).items()
+        if v
+    }
+
+
+def _date(value: str | None, name: str, default: dt.date) -> dt.date:
+    if value is None:
+        return default
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ApiError(400, f"{name}: a date like 2026-11-29, got {value!r}") from None
+
+
+def _positive(value: str, name: str) -> int:
+    if not value.isdigit() or int(value) <= 0 or int(value) > 100_000:
+        raise ApiError(400, f"{name}: a whole number from 1 to 100000, got {value!r}")
+    return int(value)
+
+
+def _answer(request: Request, code: int, body: Any) -> bytes:
+    request.setResponseCode(code)
+    request.setHeader(b"content-type", b"application/json; charset=utf-8")
+    request.setHeader(b"cache-control", b"no-store")
+    return json.dumps(body, ensure_ascii=False, default=str).encode() + b"\n"
