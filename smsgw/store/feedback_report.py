@@ -70,16 +70,15 @@ def transaction_feedback(conn: Connection, ref: str) -> dict[str, Any] | None:
         )
     )
     parts: dict[str, list[dict[str, Any]]] = {}
-    for p in conn.execute(
-        text(
-            "SELECT alert_id, part_no, carrier, message_id, status, error, "
-            "submitted_at, done_at FROM parts WHERE alert_id LIKE :prefix "
-            "ORDER BY alert_id, part_no"
-        ),
-        {"prefix": ref + ".%"},
-    ):
-        row = dict(p._mapping)
-        parts.setdefault(row.pop("alert_id"), []).append(row)
+    for a in alerts:  # by primary key: an alert has a few parts
+        for p in conn.execute(
+            text(
+                "SELECT part_no, carrier, message_id, status, error, submitted_at, "
+                "done_at FROM parts WHERE alert_id = :id ORDER BY part_no"
+            ),
+            {"id": a.id},
+        ):
+            parts.setdefault(a.id, []).append(dict(p._mapping))
     replies = conn.execute(
         text("SELECT * FROM mo_messages WHERE ref = :ref ORDER BY received_at, id"),
         {"ref": ref},

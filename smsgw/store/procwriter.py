@@ -327,9 +327,12 @@ class StoreProcessWriter:
             results = [r for group in value for r in group]
             if len(results) == len(request.entries):
                 # The child gets its next request before the results are
-                # handed out here (acks, dispatch): it works meanwhile.
-                self._after_answer()
+                # handed out here (acks, dispatch): it works meanwhile. A
+                # stop completes only after they are handed out.
+                if self._flush_call is None:
+                    self._flush()
                 self._deliver(request.entries, results)
+                self._maybe_ended()
                 return
             self._failed(request, f"{len(results)} results for {len(request.entries)}")
         else:

@@ -314,6 +314,18 @@ def test_stop_commits_what_is_queued_then_closes_the_child() -> None:
     assert h.clock.getDelayedCalls() == []
 
 
+def test_stop_fires_after_the_last_results_are_handed_out() -> None:
+    """Whoever waits for stop() sees every write's result first."""
+    h = Harness()
+    order: list[str] = []
+    h.writer.submit(LATER, "a").addCallback(lambda _: order.append("result"))
+    h.writer.stop().addCallback(lambda _: order.append("stopped"))
+    h.child.requests()
+    h.child.answer(("ok", [["A"]]))
+    h.child.end()
+    assert order == ["result", "stopped"]
+
+
 def test_stop_with_nothing_started_fires_at_once() -> None:
     h = Harness()
     stopped: list[Any] = []
