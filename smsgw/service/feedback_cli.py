@@ -7,6 +7,8 @@
         [--issuer NAME] [--merchant ID]
     smsgw feedback unmatched           replies kept for review (matched to no
         [--days N] [--limit N]         alert, or free text)
+    smsgw feedback opt-out|opt-in      a number's alerts stopped (as by STOP) or
+        --msisdn N [--issuer NAME]     sent again; audited
 
 ``--json`` writes JSON (lines) instead of a table. Phone numbers are shown
 masked. Exit status: 0 done; 1 no such transaction or a database failure;
@@ -205,6 +207,29 @@ def feedback_unmatched(run: Run, ns: argparse.Namespace) -> int:
     return 0
 
 
+def feedback_opt(run: Run, ns: argparse.Namespace) -> int:
+    """``feedback opt-out|opt-in --msisdn N``: 0 (also when nothing changed)."""
+    from smsgw.alerts.plan import e164
+    from smsgw.store.feedback_report import mask_msisdn, set_opt_out
+
+    number = e164(ns.msisdn)
+    if number is None:
+        raise BadInput(f"--msisdn: not a possible phone number: {ns.msisdn!r}")
+    issuer = _issuer(run, ns.issuer).name
+    out = ns.registry_action == "opt-out"
+    with run.begin() as conn:
+        changed = set_opt_out(
+            conn, issuer=issuer, msisdn=number, opted_out=out, now=run.now()
+        )
+    state = "opted out" if out else "opted in"
+    run.out.write(
+        f"{mask_msisdn(number)} ({issuer}): {state}"
+        + ("" if changed else " already")
+        + "\n"
+    )
+    return 0
+
+
 def add_feedback_commands(
     sub: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> None:
@@ -215,10 +240,13 @@ def add_feedback_commands(
     f = p.add_subparsers(dest="registry_action", metavar="ACTION", required=True)
     p.set_defaults(registry="feedback")
 
-    def command(name: str, handler: Any, text: str) -> argparse.ArgumentParser:
+    def command(
+        name: str, handler: Any, text: str, *, json: bool = True
+    ) -> argparse.ArgumentParser:
         q = f.add_parser(name, help=text, description=text)
         q.add_argument("--config", "-c", default="conf/smsgw.yaml", help="config file")
-        q.add_argument("--json", action="store_true", help="JSON instead of a table")
+        if json:
+            q.add_argument("--json", action="store_true", help="JSON, not a table")
         q.set_defaults(func=run_registry, handler=handler, needs_db=True)
         return q
 
@@ -235,6 +263,17 @@ def add_feedback_commands(
     q.add_argument("--to", help="last day, YYYY-MM-DD (default: today)")
     q.add_argument("--issuer", help="issuer profile (default: the first configured)")
     q.add_argument("--merchant", help="one merchant id only")
+    for name, text in (
+        ("opt-out", "stop a number's alerts from an issuer, as a STOP reply does"),
+        ("opt-in", "send a number alerts again after a STOP (the cardholder asked)"),
+    ):
+        q = command(name, feedback_opt, text, json=False)
+        q.add_argument(
+            "--msisdn", required=True, help="the number, e.g. +8613800138000"
+        )
+        q.add_argument(
+            "--issuer", help="issuer profile (default: the first configured)"
+        )
     q = command("unmatched", feedback_unmatched, "replies kept for review")
     q.add_argument("--days", type=int, default=7, help="how far back (default: 7)")
     q.add_argument("--limit", type=int, default=100, help="at most (default: 100)")

@@ -18,6 +18,7 @@ __all__ = [
     "DayRow",
     "feedback_report",
     "mask_msisdn",
+    "set_opt_out",
     "transaction_feedback",
     "unmatched_replies",
 ]
@@ -221,3 +222,60 @@ def unmatched_replies(
         params,
     )
     return [_mo(r) for r in rows]
+
+
+def set_opt_out(
+    conn: Connection,
+    *,
+    issuer: str,
+    msisdn: str,
+    opted_out: bool,
+    now: float,
+    actor: str = "cli",
+) -> bool:
+    """Opt a number (E.164) out of, or back into, one issuer's alerts, as a STOP
+    reply would, with the subscribers registered with that number; audited.
+    Returns whether anything changed."""
+    present = (
+        conn.execute(
+            text("SELECT 1 FROM opt_outs WHERE issuer = :i AND msisdn = :m"),
+            {"i": issuer, "m": msisdn},
+        ).first()
+        is not None
+    )
+    if present == opted_out:
+        return False
+    if opted_out:
+        conn.execute(
+            text(
+                "INSERT INTO opt_outs (issuer, msisdn, at, via, mo_id) "
+                "VALUES (:i, :m, :now, :via, NULL)"
+            ),
+            {"i": issuer, "m": msisdn, "now": now, "via": actor},
+        )
+    else:
+        conn.execute(
+            text("DELETE FROM opt_outs WHERE issuer = :i AND msisdn = :m"),
+            {"i": issuer, "m": msisdn},
+        )
+    conn.execute(
+        text(
+            "UPDATE subscribers SET opted_out = :out, updated_at = :now "
+            "WHERE issuer = :i AND msisdn = :m"
+        ),
+        {"out": opted_out, "now": now, "i": issuer, "m": msisdn},
+    )
+    conn.execute(
+        text(
+            "INSERT INTO audit (at, issuer, actor, action, subject, detail) "
+            "VALUES (:now, :i, :actor, :action, :subject, '{}')"
+        ),
+        {
+            "now": now,
+            "i": issuer,
+            "actor": actor,
+            "action": "opt_out" if opted_out else "opt_in",
+            "subject": mask_msisdn(msisdn),
+        },
+    )
+    return True

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from smsgw.feedback.classify import DEFAULT_KEYWORDS, Keywords
 from smsgw.feedback.mo import MoPart
@@ -91,3 +91,39 @@ def test_show_report_and_unmatched(cli: Cli, engine: Engine, tmp_path: Path) -> 
     assert (kept["from"], kept["text"], kept["matched_by"]) == (
         "+86139****0009", "who is this", "none",
     )  # fmt: skip
+
+
+def test_operators_opt_a_number_out_and_back_in(
+    cli: Cli,
+    engine: Engine,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """opt-out stops the number's alerts like a STOP reply; opt-in (the cardholder
+    asked) sends them again; both are audited; a bad number is refused."""
+    h = hasher(tmp_path)
+
+    def alerts(txn_id: str) -> int:
+        t = txn(h, txn_id=txn_id, msisdn="+8613800000001")
+        [out] = run(engine, ACCEPT, [item(t, now=NOW)])
+        return len(out.queued)
+
+    r = cli("feedback", "opt-out", "--msisdn", "+86 138 0000 0001")
+    assert (r.code, r.out) == (0, "+86138****0001 (default): opted out\n")
+    assert cli("feedback", "opt-out", "--msisdn", "+8613800000001").out.endswith(
+        "opted out already\n"
+    )
+    assert alerts("a") == 0
+    r = cli("feedback", "opt-in", "--msisdn", "+8613800000001")
+    assert r.out == "+86138****0001 (default): opted in\n"
+    assert alerts("b") == 1
+    with engine.connect() as conn:
+        actions = [
+            row.action
+            for row in conn.execute(text("SELECT action FROM audit ORDER BY id"))
+        ]
+    assert actions == ["opt_out", "opt_in"]
+    bad = cli("feedback", "opt-in", "--msisdn", "12")
+    assert (bad.code, bad.err) == (
+        2,
+        "smsgw feedback opt-in: --msisdn: not a possible phone number: '12'\n",
+    )
