@@ -1,9 +1,10 @@
-"""``smsgw db upgrade|status``: schema migrations from the command line."""
+"""``smsgw db upgrade|status|backup|restore``: the database from the command line."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from smsgw.service.config import ConfigError, load_config, mask_url
@@ -11,6 +12,8 @@ from smsgw.store.remote import describe_error
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
+
+    from smsgw.store.backup import BackupInfo
 
 
 def _engine(ns: argparse.Namespace, err: TextIO) -> Engine | None:
@@ -70,9 +73,78 @@ def db_status(
     return 0 if current == head else 1
 
 
+def _sqlite_path(ns: argparse.Namespace, err: TextIO, prog: str) -> Path | None:
+    """The configured SQLite file, or None (reported) for PostgreSQL or a bad config."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        cfg = load_config(ns.config)
+    except ConfigError as e:
+        err.write(f"{prog}: invalid config {ns.config}:\n{e}\n")
+        return None
+    url = make_url(cfg.database.url)
+    if url.get_backend_name() != "sqlite" or not url.database:
+        err.write(
+            f"{prog}: {mask_url(cfg.database.url)} is not an SQLite file: for "
+            "PostgreSQL use pg_dump --format=custom and pg_restore (see README)\n"
+        )
+        return None
+    return Path(url.database)
+
+
+def _describe(info: BackupInfo) -> str:
+    return (
+        f"{info.path}: revision {info.revision or 'none'}, {info.size:,} bytes, "
+        f"{info.transactions:,} transactions, {info.alerts:,} alerts, "
+        f"{info.replies:,} replies"
+    )
+
+
+def db_backup(
+    ns: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr
+) -> int:
+    """A consistent copy of the live SQLite database; 0 when written and checked."""
+    from smsgw.store.backup import BackupError, backup
+
+    database = _sqlite_path(ns, err, "smsgw db backup")
+    if database is None:
+        return 2
+    try:
+        info = backup(database, Path(ns.to), force=ns.force)
+    except BackupError as e:
+        err.write(f"smsgw db backup: {e}\n")
+        return 1
+    out.write(f"backed up {database} -> {_describe(info)}\n")
+    return 0
+
+
+def db_restore(
+    ns: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr
+) -> int:
+    """Replace the configured SQLite database with a checked backup."""
+    from smsgw.store.backup import BackupError, restore
+
+    database = _sqlite_path(ns, err, "smsgw db restore")
+    if database is None:
+        return 2
+    if not ns.yes:
+        err.write(
+            f"smsgw db restore: this replaces {database} with {ns.source}: stop the "
+            "gateway first, then run again with --yes\n"
+        )
+        return 2
+    try:
+        info = restore(Path(ns.source), database)
+    except BackupError as e:
+        err.write(f"smsgw db restore: {e}\n")
+        return 1
+    out.write(f"restored {database} from {_describe(info)}\n")
+    return 0
+
+
 def add_db_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register ``smsgw db upgrade`` and ``smsgw db status``."""
-    p = sub.add_parser("db", help="database schema: upgrade, status")
+    """Register ``smsgw db upgrade|status|backup|restore``."""
+    p = sub.add_parser("db", help="database: upgrade, status, backup, restore")
     db = p.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     for name, func, text in (
         (
@@ -89,3 +161,18 @@ def add_db_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         q = db.add_parser(name, help=text)
         q.add_argument("--config", "-c", default="conf/smsgw.yaml", help="config file")
         q.set_defaults(func=func)
+    q = db.add_parser(
+        "backup",
+        help="a consistent copy of the SQLite database, while the gateway runs",
+    )
+    q.add_argument("--config", "-c", default="conf/smsgw.yaml", help="config file")
+    q.add_argument("--to", required=True, help="the backup file to write (mode 0600)")
+    q.add_argument("--force", action="store_true", help="replace an existing file")
+    q.set_defaults(func=db_backup)
+    q = db.add_parser(
+        "restore", help="replace the SQLite database with a backup (gateway stopped)"
+    )
+    q.add_argument("--config", "-c", default="conf/smsgw.yaml", help="config file")
+    q.add_argument("--from", dest="source", required=True, help="the backup file")
+    q.add_argument("--yes", action="store_true", help="the gateway is stopped: go")
+    q.set_defaults(func=db_restore)
