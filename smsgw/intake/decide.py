@@ -30,6 +30,7 @@ from smsgw.intake.envelope import (
     response_frame,
     verify,
 )
+from smsgw.intake.replay import ReplayCache
 from smsgw.intake.terminals import Terminal
 from smsgw.intake.validate import Hasher, Txn, check_ts, validate_ping, validate_txn
 
@@ -71,7 +72,11 @@ class Intake:
         *,
         max_skew: int = 300,
         issuers: frozenset[str] = frozenset({"default"}),
+        replays: ReplayCache | None = None,
     ) -> None:
+        # A frame passes the ts check from ts - max_skew to ts + max_skew: a
+        # replay can follow its original by up to twice max_skew.
+        self.replays = replays or ReplayCache(2 * max_skew)
         self.terminals = terminals
         self.acceptor = acceptor
         self.hasher = hasher
@@ -138,7 +143,22 @@ class Intake:
                     f"{terminal.rate:g} requests per second",
                     txn_id,
                 )
-            check_ts(body, self.clock.seconds(), self.max_skew)
+            now = self.clock.seconds()
+            check_ts(body, now, self.max_skew)
+            if txn_id is not None and body["type"] == "txn":
+                replayed = self.replays.get(terminal.id, envelope.mac, now)
+                if replayed is not None:
+                    self._count("replayed")
+                    return response_frame(
+                        {
+                            "type": "ack",
+                            "txn_id": txn_id,
+                            "status": "duplicate",
+                            "ref": replayed.ref,
+                            "alerts": replayed.alerts,
+                        },
+                        key,
+                    )
             if body["type"] == "ping":
                 nonce = validate_ping(body)
                 self._count("pong")
@@ -167,13 +187,24 @@ class Intake:
         answered = d.addCallbacks(
             self._answered,
             self._failed,
-            callbackArgs=(txn, key),
+            callbackArgs=(txn, key, terminal.id, envelope.mac),
             errbackArgs=(txn, key, terminal),
         )
         # The terminal is authenticated: even an internal error is signed.
         return answered.addErrback(self._failed, txn, key, terminal)
 
-    def _answered(self, result: AcceptResult, txn: Txn, key: TerminalKey) -> bytes:
+    def _answered(
+        self,
+        result: AcceptResult,
+        txn: Txn,
+        key: TerminalKey,
+        terminal_id: str,
+        mac: str,
+    ) -> bytes:
+        if result.status != "conflict":
+            self.replays.put(
+                terminal_id, mac, result.ref, result.alerts, self.clock.seconds()
+            )
         if result.status == "conflict":
             return self.error(
                 IntakeError(
