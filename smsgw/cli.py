@@ -21,6 +21,7 @@ from smsgw.pos.cli import add_pos_arguments
 from smsgw.service.dbcli import add_db_commands
 from smsgw.service.feedback_cli import add_feedback_commands
 from smsgw.service.registry_cli import add_registry_commands
+from smsgw.service.testcerts import add_test_certs_command
 from smsgw.smsc.settings import add_smsc_arguments
 
 
@@ -119,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_pos)
     add_registry_commands(sub)
     add_feedback_commands(sub)
+    add_test_certs_command(sub)
     return parser
 
 

@@ -114,8 +114,16 @@ class Intake:
                 answer["nonce"] = nonce
         return response_frame(answer, key)
 
-    def handle(self, frame: bytes) -> bytes | defer.Deferred[bytes]:
-        """Decide one request; see the module docstring."""
+    def handle(
+        self, frame: bytes, peer_cert: str | None = None
+    ) -> bytes | defer.Deferred[bytes]:
+        """Decide one request; see the module docstring.
+
+        ``peer_cert``: the SHA-256 fingerprint of the connection's client
+        certificate (TLS with client certificates), or None. A terminal
+        pinned to a certificate (``cert_sha256``) is unknown on any other
+        connection: a valid certificate for T1 cannot send as T2.
+        """
         try:
             envelope = parse_envelope(frame)
         except IntakeError as e:
@@ -124,6 +132,20 @@ class Intake:
         if terminal is None or not terminal.enabled:
             return self.error(
                 IntakeError("unknown_terminal", _no_terminal(envelope.terminal)),
+                None,
+                _readable(envelope.body_bytes),
+            )
+        if terminal.cert_sha256 is not None and peer_cert != terminal.cert_sha256:
+            log.warn(
+                "terminal {terminal} refused: not its client certificate",
+                terminal=terminal.id,
+            )
+            return self.error(
+                IntakeError(
+                    "unknown_terminal",
+                    f"terminal {terminal.id} may not send over this connection "
+                    "(its client certificate is another one)",
+                ),
                 None,
                 _readable(envelope.body_bytes),
             )

@@ -54,6 +54,7 @@ class IntakeProtocol(Int32StringReceiver, TimeoutMixin):
         self._closing = False
         self._paused = False
         self._transport: ITransport | None = None
+        self._cert: str | None = None  # "" once looked up and none presented
         self.peer = "?"
 
     @override
@@ -67,6 +68,18 @@ class IntakeProtocol(Int32StringReceiver, TimeoutMixin):
         self.peer = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
         self.factory.connections += 1
         log.debug("intake connection peer={peer}", peer=self.peer)
+
+    def _peer_cert(self) -> str | None:
+        """The SHA-256 fingerprint of the client certificate (TLS), or None."""
+        if self._cert is None:
+            self._cert = ""
+            get = getattr(self.transport, "getPeerCertificate", None)
+            cert = get() if get is not None else None
+            if cert is not None:
+                from cryptography.hazmat.primitives import hashes
+
+                self._cert = cert.to_cryptography().fingerprint(hashes.SHA256()).hex()
+        return self._cert or None
 
     @override
     def connectionLost(self, reason: Failure = connectionDone) -> None:
@@ -113,7 +126,7 @@ class IntakeProtocol(Int32StringReceiver, TimeoutMixin):
             return
         slot = _Slot()
         self._slots.append(slot)
-        answer = self.factory.intake.handle(string)
+        answer = self.factory.intake.handle(string, self._peer_cert())
         if isinstance(answer, bytes):
             slot.frame = answer
             self._flush()

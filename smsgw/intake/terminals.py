@@ -25,6 +25,9 @@ class Terminal:
     issuer: str | None
     rate: float | None
     bucket: TokenBucket | None = field(default=None, repr=False)
+    # With a client-CA listener: the SHA-256 fingerprint (lowercase hex) of
+    # the only client certificate that may speak for this terminal.
+    cert_sha256: str | None = None
 
     def allow(self, now: float) -> bool:
         """Take one request from the terminal's rate budget; False when over."""
@@ -46,6 +49,7 @@ def terminals_from_config(configs: Iterable[TerminalConfig]) -> dict[str, Termin
             may_supply_msisdn=c.may_supply_msisdn,
             issuer=c.issuer,
             rate=c.rate,
+            cert_sha256=c.cert_sha256,
         )
         for c in configs
     }

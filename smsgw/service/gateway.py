@@ -33,6 +33,7 @@ from smsgw.intake.accept import StoreAcceptor
 from smsgw.intake.decide import Intake
 from smsgw.intake.protocol import IntakeFactory
 from smsgw.intake.terminals import terminals_from_config
+from smsgw.intake.tls import intake_endpoint
 from smsgw.service.admin import AdminApi
 from smsgw.service.config import Config, SimulatorConfig
 from smsgw.service.replies import ReplyService, public_issuers
@@ -235,7 +236,9 @@ class Gateway(MultiService):
         # After the dispatcher (its replies go there), stopped before it.
         self.replies.setServiceParent(self)
         self.listener = ListeningService(
-            serverFromString(reactor, cfg.intake.listen), self.intake_factory, "intake"
+            intake_endpoint(reactor, cfg.intake.listen, cfg.intake.client_ca),
+            self.intake_factory,
+            "intake",
         )
         self.listener.setServiceParent(self)
         self.admin = ListeningService(

@@ -66,8 +66,16 @@ def preflight(cfg: Config) -> str | None:
         finally:
             engine.dispose()
         load_card_hasher(cfg.keys_dir)
+        if cfg.intake.client_ca is not None:
+            from twisted.internet import reactor as _reactor
+
+            from smsgw.intake.tls import intake_endpoint
+
+            intake_endpoint(_reactor, cfg.intake.listen, cfg.intake.client_ca)
     except (SchemaError, KeyFileError) as e:
         return str(e)
+    except ValueError as e:  # TlsConfigError: a key, certificate or CA file
+        return f"intake TLS: {e}"
     except SQLAlchemyError as e:
         first = str(getattr(e, "orig", None) or e).splitlines()[0]
         return f"database {mask_url(cfg.database.url)}: {first}"
