@@ -126,7 +126,7 @@ def parse_body(envelope: Envelope) -> dict[str, Any]:
     key = value.get("txn_id") if value.get("type") == "txn" else None
     txn_id = key if isinstance(key, str) else None
     kind = value.get("type")
-    if kind not in REQUEST_TYPES:
+    if not isinstance(kind, str) or kind not in REQUEST_TYPES:  # a list: unhashable
         # Echo the type only when it is a short word: never caller data that
         # could be a card number.
         if isinstance(kind, str) and re.fullmatch(r"[A-Za-z_]{1,20}", kind):
