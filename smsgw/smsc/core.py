@@ -189,6 +189,9 @@ def absolute_time(t: float) -> str:
 # --------------------------------------------------------------------------
 
 
+_CONTROLS = {c: "?" for c in (*range(0x20), 0x7F)}
+
+
 def message_preview(
     short_message: bytes, data_coding: int, esm_class: int, tlvs: tuple[Tlv, ...]
 ) -> str:
@@ -208,7 +211,8 @@ def message_preview(
     text = decode_text(payload[:40], data_coding)[:20]
     if text.isascii() and text.isprintable():
         return text
-    return "".join(c if " " <= c <= "~" else "?" for c in text)
+    # In C: controls to '?' by table, everything past '~' to '?' by the codec.
+    return text.translate(_CONTROLS).encode("ascii", "replace").decode("ascii")
 
 
 def receipt_text(
