@@ -424,6 +424,11 @@ class Dispatcher:
 
     # -- timers: polling, claims, leases ------------------------------------
 
+    def poke(self) -> None:
+        """Try the alerts set aside now (a carrier came back)."""
+        if not self._stopped:
+            self._poll_soon(0.0)
+
     def _poll_soon(self, delay: float) -> None:
         if self._poll is not None and self._poll.active():
             if self._poll.getTime() <= self.clock.seconds() + delay:

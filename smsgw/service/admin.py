@@ -8,14 +8,22 @@
         ?issuer=&from=&to=&merchant=    not_me, stop, no_reply and their rates
     GET /api/v1/feedback/unmatched      replies kept for review
         ?days=&limit=&issuer=
+    GET /api/v1/carriers                each carrier: binds up, paused, tps,
+                                        window, counters
+    POST /api/v1/carriers/{name}/pause  stop sending over it (alerts wait or
+    POST /api/v1/carriers/{name}/resume fail over), and start again
+    POST /api/v1/alerts/requeue         send failed / expired alerts again:
+        {"ids": ["...", ...]}           JSON body, at most 1000 ids
 
-Every answer is JSON; errors are ``{"error": "..."}`` with 400, 401, 404,
-405 or 503. With ``admin.token`` or ``admin.read_token`` set, a request
-needs ``Authorization: Bearer <token>`` (either token reads; compared in
-constant time); without either, reads are open, so keep the default
-loopback listener. Phone numbers leave masked. Queries run on the reactor's
-thread pool on their own connections (never on the reactor thread, and not
-in the writer's transactions, so a long report never delays an accept).
+Every answer is JSON; errors are ``{"error": "..."}`` with 400, 401, 403,
+404, 405 or 503. Scopes: ``admin.token`` reads and acts, ``admin.read_token``
+only reads; tokens go in ``Authorization: Bearer <token>`` (never in a URL)
+and are compared in constant time. Without any token reads are open (keep
+the default loopback listener) and actions are refused. Every action is
+written to the audit trail with the scope that did it. Phone numbers leave
+masked. Queries run on the reactor's thread pool on their own connections
+(never on the reactor thread, and not in the writer's transactions, so a
+long report never delays an accept); actions go through the writer.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import hmac
 import json
 import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote
 
 from sqlalchemy import Connection
@@ -39,12 +47,28 @@ from typing_extensions import override
 from smsgw.service.config import AdminConfig
 from smsgw.service.config_alerts import IssuerConfig
 
-__all__ = ["AdminApi", "ApiError", "Reader"]
+__all__ = ["Actions", "AdminApi", "ApiError", "Reader"]
 
 T = TypeVar("T")
 Reader = Callable[[Callable[[Connection], Any]], "defer.Deferred[Any]"]
 
 log = Logger()
+
+
+class Actions(Protocol):
+    """What the admin API may do to the running gateway (each audited)."""
+
+    def carriers(self) -> list[dict[str, Any]]: ...
+
+    def has_carrier(self, name: str) -> bool: ...
+
+    def pause(self, name: str, paused: bool, actor: str) -> defer.Deferred[bool]:
+        """Pause or resume; fires with whether it changed, once audited."""
+        ...
+
+    def requeue(self, ids: tuple[str, ...], actor: str) -> defer.Deferred[int]:
+        """Queue failed / expired alerts again; fires with how many."""
+        ...
 
 
 class ApiError(Exception):
@@ -66,11 +90,15 @@ class AdminApi(Resource):
         read: Reader,
         issuers: Sequence[IssuerConfig],
         clock_seconds: Callable[[], float],
+        actions: Actions | None = None,
     ) -> None:
         super().__init__()
-        self.tokens = [
-            t.reveal().encode() for t in (cfg.token, cfg.read_token) if t is not None
+        self.tokens: list[tuple[bytes, str]] = [
+            (t.reveal().encode(), scope)
+            for t, scope in ((cfg.token, "admin"), (cfg.read_token, "read"))
+            if t is not None
         ]
+        self.actions = actions
         self.read = read
         self.issuers = {i.name: i for i in issuers}
         self.default_issuer = issuers[0]
@@ -84,6 +112,25 @@ class AdminApi(Resource):
             d = self.route(request.path, _query(request))
         except ApiError as e:
             return _answer(request, e.code, {"error": str(e)})
+        return self._later(request, d)
+
+    def render_POST(self, request: Request) -> Any:  # noqa: N802 (twisted.web's name)
+        try:
+            scope = self._authorize(request)
+            if scope != "admin":
+                raise ApiError(
+                    403,
+                    "actions need the admin token (admin.token)"
+                    if self.tokens
+                    else "actions are disabled: set admin.token",
+                )
+            assert request.content is not None
+            d = self.act(request.path, request.content.read(), scope)
+        except ApiError as e:
+            return _answer(request, e.code, {"error": str(e)})
+        return self._later(request, d)
+
+    def _later(self, request: Request, d: defer.Deferred[Any]) -> Any:
         finished: list[bool] = []
         request.notifyFinish().addBoth(lambda _: finished.append(True))
 
@@ -108,24 +155,27 @@ class AdminApi(Resource):
 
     @override
     def render(self, request: Request) -> Any:
-        if request.method not in (b"GET", b"HEAD"):
-            request.setHeader(b"allow", b"GET")
-            return _answer(request, 405, {"error": "only GET is supported here"})
+        if request.method not in (b"GET", b"HEAD", b"POST"):
+            request.setHeader(b"allow", b"GET, POST")
+            return _answer(request, 405, {"error": "only GET and POST here"})
         return super().render(request)
 
-    def _authorize(self, request: Request) -> None:
+    def _authorize(self, request: Request) -> str | None:
+        """The request's scope ("admin" / "read"), None when no token is set."""
         if not self.tokens:
-            return
+            return None
         header = request.getHeader(b"authorization") or b""
         scheme, _, given = header.partition(b" ")
         # Every token is compared, in constant time: how long a refusal
         # takes says nothing about which part of which token was right.
-        ok = False
-        for token in self.tokens:
-            ok |= hmac.compare_digest(given.strip(), token)
-        if scheme.lower() != b"bearer" or not ok:
+        found = None
+        for token, scope in self.tokens:
+            if hmac.compare_digest(given.strip(), token) and found is None:
+                found = scope
+        if scheme.lower() != b"bearer" or found is None:
             request.setHeader(b"www-authenticate", b'Bearer realm="smsgw"')
             raise ApiError(401, "a valid bearer token is required")
+        return found
 
     # -- routing -------------------------------------------------------------
 
@@ -141,7 +191,46 @@ class AdminApi(Resource):
             return self._report(query)
         if rest == ["feedback", "unmatched"]:
             return self._unmatched(query)
+        if rest == ["carriers"]:
+            return defer.succeed({"carriers": self._actions().carriers()})
         raise ApiError(404, "no such endpoint")
+
+    def _actions(self) -> Actions:
+        if self.actions is None:
+            raise ApiError(503, "this gateway has no carriers to act on")
+        return self.actions
+
+    def act(self, path: bytes, body: bytes, scope: str) -> defer.Deferred[Any]:
+        """Carry out an action (raises ApiError for a bad request)."""
+        parts = [unquote(p) for p in path.decode("utf-8", "replace").split("/") if p]
+        actions = self._actions()
+        actor = f"admin-api:{scope}"
+        if parts[:3] == ["api", "v1", "carriers"] and len(parts) == 5:
+            name, verb = parts[3], parts[4]
+            if verb not in ("pause", "resume"):
+                raise ApiError(404, "no such action (pause or resume)")
+            if not actions.has_carrier(name):
+                raise ApiError(404, f"no carrier {name!r}")
+            changed = actions.pause(name, verb == "pause", actor)
+            return changed.addCallback(
+                lambda was: {"carrier": name, "paused": verb == "pause", "changed": was}
+            )
+        if parts == ["api", "v1", "alerts", "requeue"]:
+            try:
+                doc = json.loads(body or b"{}")
+            except ValueError:
+                raise ApiError(400, "body: not JSON") from None
+            ids = doc.get("ids") if isinstance(doc, dict) else None
+            if (
+                not isinstance(ids, list)
+                or not 1 <= len(ids) <= 1000
+                or not all(isinstance(i, str) and 0 < len(i) <= 32 for i in ids)
+            ):
+                raise ApiError(400, 'body: {"ids": [...]} with 1 to 1000 alert ids')
+            return actions.requeue(tuple(ids), actor).addCallback(
+                lambda n: {"requeued": n}
+            )
+        raise ApiError(404, "no such action")
 
     def _transaction(self, ref: str) -> defer.Deferred[Any]:
         from smsgw.store.feedback_report import transaction_feedback

@@ -35,6 +35,7 @@ from smsgw.intake.protocol import IntakeFactory
 from smsgw.intake.terminals import terminals_from_config
 from smsgw.intake.tls import intake_endpoint
 from smsgw.service.admin import AdminApi
+from smsgw.service.admin_actions import GatewayActions
 from smsgw.service.config import Config, SimulatorConfig
 from smsgw.service.replies import ReplyService, public_issuers
 from smsgw.smsc.service import ListeningService, make_smsc_service
@@ -70,11 +71,12 @@ class CarrierLinkAdapter:
     def __init__(self, service: CarrierService) -> None:
         self.service = service
         self.name = service.cfg.name
+        self.paused = False  # by an operator (admin API): looks down to dispatch
         self._sources: dict[str | None, Address] = {None: service.source}
 
     @property
     def bound(self) -> int:
-        return self.service.bound
+        return 0 if self.paused else self.service.bound
 
     @property
     def room(self) -> int:
@@ -243,7 +245,15 @@ class Gateway(MultiService):
         self.listener.setServiceParent(self)
         self.admin = ListeningService(
             serverFromString(reactor, cfg.admin.listen),
-            Site(AdminApi(cfg.admin, self._read, cfg.issuers, reactor.seconds)),
+            Site(
+                AdminApi(
+                    cfg.admin,
+                    self._read,
+                    cfg.issuers,
+                    reactor.seconds,
+                    GatewayActions(self),
+                )
+            ),
             "admin API",
         )
         self.admin.setServiceParent(self)

@@ -4,6 +4,7 @@ review; bearer tokens; JSON errors."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -39,12 +40,18 @@ def api(engine: Engine, **admin: Any) -> AdminApi:  # noqa: F811
 
 
 def get(
-    resource: AdminApi, path: str, *, token: str | None = None, method: bytes = b"GET"
+    resource: AdminApi,
+    path: str,
+    *,
+    token: str | None = None,
+    method: bytes = b"GET",
+    body: bytes = b"",
 ) -> tuple[int, Any]:
     """Render ``path`` (with its query string); (status, parsed JSON body)."""
     raw, _, query = path.partition("?")
     request = DummyRequest([])
     request.method = method
+    request.content = io.BytesIO(body)  # type: ignore[attr-defined]
     request.path = raw.encode()  # type: ignore[attr-defined]
     for pair in filter(None, query.split("&")):
         key, _, value = pair.partition("=")
@@ -152,7 +159,11 @@ def test_tokens_methods_paths_and_store_failures(
     assert get(secured, path, token="x" * 32)[0] == 401
     assert get(secured, path, token="r" * 32)[0] == 200
     assert get(secured, path, token="a" * 32)[0] == 200
-    assert get(api(engine), path, method=b"POST")[0] == 405
+    assert get(api(engine), path, method=b"PUT")[0] == 405
+    assert get(api(engine), path, method=b"POST") == (
+        403,
+        {"error": "actions are disabled: set admin.token"},
+    )
     assert get(api(engine), "/metrics/x")[0] == 404
     assert get(api(engine), "/api/v1/nothing")[0] == 404
 
@@ -164,3 +175,73 @@ def test_tokens_methods_paths_and_store_failures(
     [logged] = observe_errors  # the cause is logged for the operator
     assert logged["log_failure"].getErrorMessage() == "database is locked"
     observe_errors.clear()
+
+
+class FakeActions:
+    def __init__(self) -> None:
+        self.done: list[tuple[Any, ...]] = []
+
+    def carriers(self) -> list[dict[str, Any]]:
+        return [{"name": "sim", "bound": 1, "paused": False}]
+
+    def has_carrier(self, name: str) -> bool:
+        return name == "sim"
+
+    def pause(self, name: str, paused: bool, actor: str) -> defer.Deferred[bool]:
+        self.done.append(("pause", name, paused, actor))
+        return defer.succeed(True)
+
+    def requeue(self, ids: tuple[str, ...], actor: str) -> defer.Deferred[int]:
+        self.done.append(("requeue", ids, actor))
+        return defer.succeed(len(ids) - 1)
+
+
+def test_actions_need_the_admin_scope_and_say_who_did_them(
+    engine: Engine,  # noqa: F811
+) -> None:
+    """The read token reads carriers but may not act (403); the admin token pauses,
+    resumes and requeues, named as the actor; bad requests are 400 / 404."""
+    actions = FakeActions()
+    secured = AdminApi(
+        AdminConfig(token=Secret("a" * 32), read_token=Secret("r" * 32)),
+        lambda q: defer.succeed(None),
+        ISSUERS,
+        lambda: NOW,
+        actions,
+    )
+    read, admin = "r" * 32, "a" * 32
+    assert get(secured, "/api/v1/carriers", token=read) == (
+        200,
+        {"carriers": [{"name": "sim", "bound": 1, "paused": False}]},
+    )
+    pause = "/api/v1/carriers/sim/pause"
+    assert get(secured, pause, token=read, method=b"POST") == (
+        403,
+        {"error": "actions need the admin token (admin.token)"},
+    )
+    assert get(secured, pause, method=b"POST")[0] == 401
+    assert get(secured, pause, token=admin, method=b"POST") == (
+        200,
+        {"carrier": "sim", "paused": True, "changed": True},
+    )
+    assert (
+        get(secured, "/api/v1/carriers/sim/resume", token=admin, method=b"POST")[0]
+        == 200
+    )
+    assert (
+        get(secured, "/api/v1/carriers/nope/pause", token=admin, method=b"POST")[0]
+        == 404
+    )
+    requeue = "/api/v1/alerts/requeue"
+    body = json.dumps({"ids": ["A.1", "A.2"]}).encode()
+    assert get(secured, requeue, token=admin, method=b"POST", body=body) == (
+        200,
+        {"requeued": 1},
+    )
+    for bad in (b"nope", b"{}", b'{"ids": []}', b'{"ids": [1]}'):
+        assert get(secured, requeue, token=admin, method=b"POST", body=bad)[0] == 400
+    assert actions.done == [
+        ("pause", "sim", True, "admin-api:admin"),
+        ("pause", "sim", False, "admin-api:admin"),
+        ("requeue", ("A.1", "A.2"), "admin-api:admin"),
+    ]

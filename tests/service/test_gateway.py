@@ -86,3 +86,23 @@ def test_preflight_names_what_stops_the_start(tmp_path: Path) -> None:
         cfg, database=DatabaseConfig(url="postgresql+psycopg://nobody@127.0.0.1:1/x")
     )
     assert (preflight(bad) or "").startswith("database postgresql+psycopg://")
+
+
+def test_admin_pause_makes_a_carrier_look_down_to_dispatch(tmp_path: Path) -> None:
+    """Paused by an operator, the carrier reports no bind to the dispatcher (its
+    alerts wait or fail over) and the carriers view says so; resume undoes it."""
+    from smsgw.service.admin_actions import GatewayActions
+
+    gateway = Gateway(first_run_config(tmp_path), MemoryReactorClock())
+    actions = GatewayActions(gateway)
+    link = gateway.dispatcher.links["sim"]
+    assert actions.has_carrier("sim")
+    assert not actions.has_carrier("x")
+    actions.pause("sim", True, "admin-api:admin")
+    assert link.bound == 0
+    [view] = actions.carriers()
+    assert (view["name"], view["paused"], view["window"]) == ("sim", True, 100)
+    actions.pause("sim", False, "admin-api:admin")
+    assert actions.carriers()[0]["paused"] is False
+    audits = [w for w in gateway.writer._urgent + gateway.writer._rest]  # type: ignore[attr-defined]
+    assert [e[1].action for e in audits] == ["carrier.pause", "carrier.resume"]

@@ -1,0 +1,84 @@
+"""What the admin API may do to the running gateway; every action audited."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import defer
+
+from smsgw.store.admin_ops import AuditEntry, Requeue, audit_op, requeue_op
+
+if TYPE_CHECKING:
+    from smsgw.service.gateway import Gateway
+
+__all__ = ["GatewayActions"]
+
+
+class GatewayActions:
+    """The admin API's `Actions` over a `Gateway`."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    def carriers(self) -> list[dict[str, Any]]:
+        out = []
+        links = self.gateway.dispatcher.links
+        for name, service in self.gateway.carriers.items():
+            sender = service.sender
+            out.append(
+                {
+                    "name": name,
+                    "binds": service.cfg.binds,
+                    "bound": service.bound,
+                    "paused": bool(getattr(links.get(name), "paused", False)),
+                    "tps": service.cfg.tps,
+                    "window": service.cfg.window,
+                    "queued": len(sender.queue),
+                    "submitted": sender.submitted,
+                    "accepted": sender.accepted,
+                    "throttled": sender.throttled,
+                    "resent": sender.resent,
+                }
+            )
+        return out
+
+    def has_carrier(self, name: str) -> bool:
+        return name in self.gateway.carriers
+
+    def pause(self, name: str, paused: bool, actor: str) -> defer.Deferred[bool]:
+        link: Any = self.gateway.dispatcher.links[name]
+        changed = link.paused != paused
+        link.paused = paused
+        if not paused:
+            self.gateway.dispatcher.poke()  # what waited for it goes now
+        entry = AuditEntry(
+            self.gateway.reactor.seconds(),
+            actor,
+            "carrier.pause" if paused else "carrier.resume",
+            name,
+            {"changed": changed},
+        )
+        d = self.gateway.writer.submit(audit_op, entry)
+        return d.addCallback(lambda _: changed)
+
+    def requeue(self, ids: tuple[str, ...], actor: str) -> defer.Deferred[int]:
+        gw = self.gateway
+        cfg = gw.cfg.dispatch
+        now = gw.reactor.seconds()
+        d = gw.writer.submit(
+            requeue_op, Requeue(ids, cfg.node, now, cfg.lease, cfg.ttl)
+        )
+
+        def queued(alerts: list[Any]) -> defer.Deferred[int]:
+            if alerts:
+                gw.dispatcher.add(alerts)
+            entry = AuditEntry(
+                now,
+                actor,
+                "alerts.requeue",
+                f"{len(alerts)} of {len(ids)} alerts",
+                {"ids": [a.id for a in alerts]},
+            )
+            return gw.writer.submit(audit_op, entry).addCallback(lambda _: len(alerts))
+
+        return d.addCallback(queued)

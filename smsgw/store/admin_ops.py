@@ -1,0 +1,121 @@
+"""Store operations behind the admin API's actions (each one audited)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, delete, insert, select, update
+
+from smsgw.store import schema as S
+from smsgw.store.rows import QueuedAlert
+from smsgw.store.writer import BatchOp
+
+__all__ = ["AuditEntry", "Requeue", "audit_op", "requeue_op"]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One admin action for the audit trail (no secrets, numbers masked)."""
+
+    now: float
+    actor: str
+    action: str
+    subject: str
+    detail: dict[str, Any] = field(default_factory=dict)
+    issuer: str | None = None
+
+
+def _audit_run(conn: Connection, items: Sequence[AuditEntry]) -> list[None]:
+    conn.execute(
+        insert(S.audit),
+        [
+            {
+                "at": e.now,
+                "issuer": e.issuer,
+                "actor": e.actor,
+                "action": e.action,
+                "subject": e.subject[:100],
+                "detail": orjson.dumps(e.detail, option=orjson.OPT_SORT_KEYS).decode(),
+            }
+            for e in items
+        ],
+    )
+    return [None] * len(items)
+
+
+@dataclass(frozen=True, slots=True)
+class Requeue:
+    """Send failed or expired alerts again, claimed by ``node``."""
+
+    ids: tuple[str, ...]
+    node: str
+    now: float
+    lease: float
+    ttl: float
+
+
+_QUEUED_COLUMNS = (
+    S.alerts.c.id,
+    S.alerts.c.ref,
+    S.alerts.c.issuer,
+    S.alerts.c.destination,
+    S.alerts.c.text,
+    S.alerts.c.priority,
+    S.alerts.c.source_addr,
+)
+
+
+def _requeue_run(conn: Connection, items: Sequence[Requeue]) -> list[list[QueuedAlert]]:
+    a = S.alerts
+    out: list[list[QueuedAlert]] = []
+    for r in items:
+        done = a.c.status.in_((S.FAILED, S.EXPIRED))
+        q = select(*_QUEUED_COLUMNS).where(a.c.id.in_(list(r.ids)), done)
+        if conn.dialect.name == "postgresql":
+            q = q.with_for_update()
+        rows = list(conn.execute(q))
+        if rows:
+            # Sent again whole: the failed attempt's parts give way (their
+            # receipts stay in the receipts table).
+            conn.execute(
+                delete(S.parts).where(S.parts.c.alert_id.in_([row.id for row in rows]))
+            )
+            conn.execute(
+                update(a)
+                .where(a.c.id.in_([row.id for row in rows]))
+                .values(
+                    status=S.QUEUED,
+                    attempts=0,
+                    not_before=r.now,
+                    expires_at=r.now + r.ttl,
+                    updated_at=r.now,
+                    claimed_by=r.node,
+                    claimed_until=r.now + r.lease,
+                    last_error=None,
+                )
+            )
+        out.append(
+            [
+                QueuedAlert(
+                    row.id,
+                    row.ref or "",
+                    row.issuer,
+                    row.destination,
+                    row.text,
+                    row.priority,
+                    row.source_addr,
+                    r.now,
+                    r.now + r.ttl,
+                    0,
+                )
+                for row in rows
+            ]
+        )
+    return out
+
+
+audit_op: BatchOp[AuditEntry, None] = BatchOp("audit", _audit_run)
+requeue_op: BatchOp[Requeue, list[QueuedAlert]] = BatchOp("requeue", _requeue_run)
