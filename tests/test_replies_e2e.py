@@ -186,6 +186,14 @@ def test_not_me_stop_and_a_long_reply_through_the_binds(
             "not_me",
         )
         assert shown["webhooks"][0]["status"] == "delivered"
+        base = f"http://127.0.0.1:{port}"
+        response = yield Agent(reactor).request(b"GET", f"{base}/healthz".encode())
+        health = orjson.loads((yield readBody(response)))
+        assert (response.code, health["binds_up"], health["store"]) == (200, 1, "ok")
+        response = yield Agent(reactor).request(b"GET", f"{base}/metrics".encode())
+        metrics = (yield readBody(response)).decode()
+        assert 'smsgw_carrier_mo_total{carrier="sim"}' in metrics
+        assert 'smsgw_intake_requests_total{result="accepted"} 2.0' in metrics
     finally:
         client.transport.loseConnection()
         yield gw.kill(15)

@@ -14,6 +14,11 @@
     POST /api/v1/carriers/{name}/resume fail over), and start again
     POST /api/v1/alerts/requeue         send failed / expired alerts again:
         {"ids": ["...", ...]}           JSON body, at most 1000 ids
+    GET /healthz                        200 while the store answers (even with no
+                                        bind up: transactions queue), else 503;
+                                        no token needed
+    GET /metrics                        Prometheus text (no token unless
+                                        admin.metrics_public is false)
 
 Every answer is JSON; errors are ``{"error": "..."}`` with 400, 401, 403,
 404, 405 or 503. Scopes: ``admin.token`` reads and acts, ``admin.read_token``
@@ -66,6 +71,14 @@ class Actions(Protocol):
         """Pause or resume; fires with whether it changed, once audited."""
         ...
 
+    def binds(self) -> tuple[int, int]:
+        """(binds up, binds configured)."""
+        ...
+
+    def metrics(self) -> bytes:
+        """The Prometheus text exposition."""
+        ...
+
     def requeue(self, ids: tuple[str, ...], actor: str) -> defer.Deferred[int]:
         """Queue failed / expired alerts again; fires with how many."""
         ...
@@ -99,6 +112,7 @@ class AdminApi(Resource):
             if t is not None
         ]
         self.actions = actions
+        self.metrics_public = cfg.metrics_public
         self.read = read
         self.issuers = {i.name: i for i in issuers}
         self.default_issuer = issuers[0]
@@ -107,7 +121,14 @@ class AdminApi(Resource):
     # -- twisted.web -------------------------------------------------------
 
     def render_GET(self, request: Request) -> Any:  # noqa: N802 (twisted.web's name)
+        if request.path == b"/healthz":
+            return self._later(request, self._health())
         try:
+            if request.path == b"/metrics":
+                if not self.metrics_public:
+                    self._authorize(request)
+                request.setHeader(b"content-type", b"text/plain; version=0.0.4")
+                return self._actions().metrics()
             self._authorize(request)
             d = self.route(request.path, _query(request))
         except ApiError as e:
@@ -194,6 +215,23 @@ class AdminApi(Resource):
         if rest == ["carriers"]:
             return defer.succeed({"carriers": self._actions().carriers()})
         raise ApiError(404, "no such endpoint")
+
+    def _health(self) -> defer.Deferred[Any]:
+        from sqlalchemy import text
+
+        up, binds = self.actions.binds() if self.actions is not None else (0, 0)
+
+        def answer(_: object) -> Any:
+            return {"status": "ok", "store": "ok", "binds_up": up, "binds": binds}
+
+        def down(f: Failure) -> Any:
+            log.warn(
+                "health: the store does not answer: {error}", error=f.getErrorMessage()
+            )
+            raise ApiError(503, "the store does not answer")
+
+        d = self.read(lambda conn: conn.execute(text("SELECT 1")).scalar())
+        return d.addCallbacks(answer, down)
 
     def _actions(self) -> Actions:
         if self.actions is None:

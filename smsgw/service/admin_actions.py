@@ -42,6 +42,15 @@ class GatewayActions:
             )
         return out
 
+    def binds(self) -> tuple[int, int]:
+        carriers = self.gateway.carriers.values()
+        return sum(s.bound for s in carriers), sum(s.cfg.binds for s in carriers)
+
+    def metrics(self) -> bytes:
+        from smsgw.service.metrics import metrics_text
+
+        return metrics_text(self.gateway)
+
     def has_carrier(self, name: str) -> bool:
         return name in self.gateway.carriers
 

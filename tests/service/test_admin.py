@@ -181,6 +181,12 @@ class FakeActions:
     def __init__(self) -> None:
         self.done: list[tuple[Any, ...]] = []
 
+    def binds(self) -> tuple[int, int]:
+        return (1, 1)
+
+    def metrics(self) -> bytes:
+        return b""
+
     def carriers(self) -> list[dict[str, Any]]:
         return [{"name": "sim", "bound": 1, "paused": False}]
 
@@ -245,3 +251,39 @@ def test_actions_need_the_admin_scope_and_say_who_did_them(
         ("pause", "sim", False, "admin-api:admin"),
         ("requeue", ("A.1", "A.2"), "admin-api:admin"),
     ]
+
+
+def test_healthz_and_metrics(engine: Engine, observe_errors: list[Any]) -> None:  # noqa: F811
+    """/healthz answers 200 with the binds while the store answers, 503 when it
+    does not, with no token; /metrics is public unless admin.metrics_public is
+    false."""
+    actions = FakeActions()
+    actions.binds = lambda: (1, 2)  # type: ignore[method-assign]
+    actions.metrics = lambda: b"smsgw_up 1\n"  # type: ignore[method-assign]
+
+    def read(query: Callable[[Connection], Any]) -> defer.Deferred[Any]:
+        with engine.connect() as conn:
+            return defer.succeed(query(conn))
+
+    secured = AdminApi(
+        AdminConfig(token=Secret("a" * 32), metrics_public=False),
+        read,
+        ISSUERS,
+        lambda: NOW,
+        actions,
+    )
+    assert get(secured, "/healthz") == (
+        200,
+        {"status": "ok", "store": "ok", "binds_up": 1, "binds": 2},
+    )
+    assert get(secured, "/metrics")[0] == 401
+    public = AdminApi(AdminConfig(), read, ISSUERS, lambda: NOW, actions)
+    request = DummyRequest([])
+    request.path = b"/metrics"  # type: ignore[attr-defined]
+    assert public.render(request) == b"smsgw_up 1\n"
+
+    def broken(query: Callable[[Connection], Any]) -> defer.Deferred[Any]:
+        return defer.fail(RuntimeError("unable to open database file"))
+
+    down = AdminApi(AdminConfig(), broken, ISSUERS, lambda: NOW, actions)
+    assert get(down, "/healthz") == (503, {"error": "the store does not answer"})

@@ -106,3 +106,26 @@ def test_admin_pause_makes_a_carrier_look_down_to_dispatch(tmp_path: Path) -> No
     assert actions.carriers()[0]["paused"] is False
     audits = [w for w in gateway.writer._urgent + gateway.writer._rest]  # type: ignore[attr-defined]
     assert [e[1].action for e in audits] == ["carrier.pause", "carrier.resume"]
+
+
+def test_metrics_are_read_from_the_gateway_counters(tmp_path: Path) -> None:
+    """/metrics text: every name starts with smsgw_, counters follow what the
+    intake, dispatcher and carriers counted."""
+    from smsgw.service.metrics import metrics_text
+
+    gateway = Gateway(first_run_config(tmp_path), MemoryReactorClock())
+    gateway.intake.counts.update({"accepted": 3, "invalid": 1})
+    gateway.dispatcher.counts["submitted"] = 2
+    text = metrics_text(gateway).decode()
+    assert 'smsgw_intake_requests_total{result="accepted"} 3.0' in text
+    assert 'smsgw_intake_requests_total{result="invalid"} 1.0' in text
+    assert 'smsgw_alerts_total{outcome="submitted"} 2.0' in text
+    assert 'smsgw_binds_up{carrier="sim"} 0.0' in text
+    assert "smsgw_store_pending 0.0" in text
+    names = [
+        line.split("{")[0].split(" ")[0]
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert names
+    assert all(n.startswith("smsgw_") for n in names)
