@@ -12,7 +12,12 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 from typing_extensions import override
 
@@ -73,6 +78,22 @@ class GatewayCollector(Collector):
         yield CounterMetricFamily(
             "smsgw_replies_received", "MO parts received", value=gw.replies.received
         )
+        stats = writer.stats
+        for name, text, hist in (
+            (
+                "smsgw_store_batch_seconds",
+                "Store batches: from leaving the gateway to the committed answer",
+                stats.seconds,
+            ),
+            (
+                "smsgw_store_batch_writes",
+                "Store batches: writes per batch",
+                stats.sizes,
+            ),
+        ):
+            family = HistogramMetricFamily(name, text)
+            family.add_metric([], hist.cumulative(), sum_value=hist.sum)
+            yield family
 
     def _carriers(self) -> Iterator[Metric]:
         gw = self.gateway

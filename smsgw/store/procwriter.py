@@ -49,6 +49,7 @@ from twisted.python.failure import Failure
 from typing_extensions import override
 
 from smsgw.store.remote import FrameReader, encode_frame
+from smsgw.store.stats import WriterStats
 from smsgw.store.writer import BatchOp, StoreUnavailable
 
 __all__ = ["StoreProcessWriter", "spawn_store_process"]
@@ -160,11 +161,12 @@ class _OneProtocol(protocol.Factory):
 
 
 class _Request:
-    __slots__ = ("entries", "last_try")
+    __slots__ = ("entries", "last_try", "sent_at")
 
     def __init__(self, entries: list[_Entry], last_try: bool) -> None:
         self.entries = entries
         self.last_try = last_try  # a write alone that already failed once
+        self.sent_at = 0.0
 
 
 class _Child(protocol.ProcessProtocol):
@@ -209,6 +211,7 @@ class StoreProcessWriter:
         self.pending = 0
         self.commits = 0
         self.written = 0
+        self.stats = WriterStats()
         self.spawn = spawn
         self.clock = clock
         self.max_batch = max_batch
@@ -305,6 +308,7 @@ class StoreProcessWriter:
             request.entries = [
                 e for op in groups for e in request.entries if e[0] is op
             ]
+        request.sent_at = self.clock.seconds()
         self._sent.append(request)
         self._transport.write(encode_frame(wire))
         if self._answer_timer is None:
@@ -331,6 +335,9 @@ class StoreProcessWriter:
                 # stop completes only after they are handed out.
                 if self._flush_call is None:
                     self._flush()
+                self.stats.batch(
+                    self.clock.seconds() - request.sent_at, len(request.entries)
+                )
                 self._deliver(request.entries, results)
                 self._maybe_ended()
                 return

@@ -34,6 +34,7 @@ from twisted.logger import Logger
 from typing_extensions import override
 
 from smsgw.store.remote import describe_error
+from smsgw.store.stats import WriterStats
 
 __all__ = ["BatchOp", "DbWriter", "StoreUnavailable", "Writer"]
 
@@ -80,6 +81,7 @@ class Writer(Protocol):
     pending: int  # submitted, not yet answered
     commits: int  # batches committed
     written: int  # writes committed
+    stats: WriterStats  # per-batch time and size
 
     def start(self) -> None: ...
 
@@ -121,6 +123,7 @@ class DbWriter:
         self.pending = 0
         self.commits = 0
         self.written = 0
+        self.stats = WriterStats()
 
     def start(self) -> None:
         """Start the writer thread."""
@@ -207,6 +210,7 @@ class DbWriter:
         self.reactor.callFromThread(self._ended)
 
     def _write(self, batch: list[_Entry]) -> None:
+        started = time.monotonic()
         try:
             results = self._run(batch)
         except Exception as e:
@@ -231,7 +235,8 @@ class DbWriter:
                         outcome.append((False, self._failed(entry, e1)))
         else:
             outcome = [(True, r) for r in results]
-        self.reactor.callFromThread(self._deliver, batch, outcome)
+        elapsed = time.monotonic() - started
+        self.reactor.callFromThread(self._deliver, batch, outcome, elapsed)
 
     @staticmethod
     def _failed(entry: _Entry, e: Exception) -> str:
@@ -257,7 +262,10 @@ class DbWriter:
 
     # -- back on the reactor thread ----------------------------------------
 
-    def _deliver(self, batch: list[_Entry], outcome: list[tuple[bool, Any]]) -> None:
+    def _deliver(
+        self, batch: list[_Entry], outcome: list[tuple[bool, Any]], elapsed: float
+    ) -> None:
+        self.stats.batch(elapsed, len(batch))
         self.pending -= len(batch)
         self.commits += 1
         self.written += len(batch)

@@ -122,6 +122,7 @@ def test_metrics_are_read_from_the_gateway_counters(tmp_path: Path) -> None:
     assert 'smsgw_alerts_total{outcome="submitted"} 2.0' in text
     assert 'smsgw_binds_up{carrier="sim"} 0.0' in text
     assert "smsgw_store_pending 0.0" in text
+    assert 'smsgw_store_batch_seconds_bucket{le="+Inf"} 0.0' in text
     names = [
         line.split("{")[0].split(" ")[0]
         for line in text.splitlines()
@@ -129,3 +130,21 @@ def test_metrics_are_read_from_the_gateway_counters(tmp_path: Path) -> None:
     ]
     assert names
     assert all(n.startswith("smsgw_") for n in names)
+
+
+def test_store_batch_histograms() -> None:
+    """Batch time and size histograms: cumulative buckets, sum and count."""
+    from smsgw.store.stats import WriterStats
+
+    stats = WriterStats()
+    for seconds, size in ((0.002, 1), (0.02, 300), (7.0, 2000)):
+        stats.batch(seconds, size)
+    buckets = dict(stats.seconds.cumulative())
+    assert (buckets["0.001"], buckets["0.0025"], buckets["0.025"], buckets["+Inf"]) == (
+        0,
+        1,
+        2,
+        3,
+    )
+    assert dict(stats.sizes.cumulative())["500.0"] == 2
+    assert (stats.sizes.count, stats.sizes.sum) == (3, 2301)
