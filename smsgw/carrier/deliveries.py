@@ -56,6 +56,7 @@ class CarrierDeliveries:
         self.on_receipt = on_receipt
         self.on_mo = on_mo
         self.receipts = 0
+        self.states: dict[str, int] = {}  # receipts by state (DELIVRD, ...)
         self.mo = 0
         self.unreadable = 0
 
@@ -74,6 +75,7 @@ class CarrierDeliveries:
                 )
                 return int(Status.ESME_ROK)
             self.receipts += 1
+            self.states[receipt.state] = self.states.get(receipt.state, 0) + 1
             message_id = normalize_message_id(
                 receipt.message_id, self.receipt_id_format
             )

@@ -35,6 +35,7 @@ from smsgw.session.throttle import (
     TokenBucket,
     burst_for,
 )
+from smsgw.stats import RESP_SECONDS, Histogram
 
 THROTTLE_STATUSES = frozenset({Status.ESME_RTHROTTLED, Status.ESME_RMSGQFUL})
 
@@ -65,7 +66,16 @@ class QueueFull(Exception):
 
 
 class _Item:
-    __slots__ = ("attempts", "d", "deadline", "order", "pdu", "resends", "throttles")
+    __slots__ = (
+        "attempts",
+        "d",
+        "deadline",
+        "order",
+        "pdu",
+        "resends",
+        "sent_at",
+        "throttles",
+    )
 
     def __init__(
         self,
@@ -79,6 +89,7 @@ class _Item:
         self.deadline = deadline
         self.order = order
         self.attempts = 0  # times sent
+        self.sent_at = 0.0  # clock time of the latest send
         self.throttles = 0  # answered ESME_RTHROTTLED / ESME_RMSGQFUL
         self.resends = 0  # lost in flight with the connection
 
@@ -129,6 +140,7 @@ class CarrierSender:
         self._pumping = False
         self._stopped = False
         self.submitted = 0
+        self.latency = Histogram(RESP_SECONDS)  # submit_sm -> its resp
         self.accepted = 0
         self.throttled = 0
         self.resent = 0
@@ -244,6 +256,7 @@ class CarrierSender:
                         break
                     queue.popleft()
                     item.attempts += 1
+                    item.sent_at = now
                     try:
                         d = session.send(item.pdu)
                     except SessionError:
@@ -280,6 +293,7 @@ class CarrierSender:
         adaptive = lane.adaptive
         adaptive.record(throttled)
         now = self.clock.seconds()
+        self.latency.observe(now - item.sent_at)
         rate = adaptive.update(now)
         if rate is not None:
             lane.bucket.set_rate(rate, now)

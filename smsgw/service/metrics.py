@@ -78,6 +78,14 @@ class GatewayCollector(Collector):
         yield CounterMetricFamily(
             "smsgw_replies_received", "MO parts received", value=gw.replies.received
         )
+        feedback = CounterMetricFamily(
+            "smsgw_feedback",
+            "Replies by class (confirm, not_me, stop, help, text)",
+            labels=["class"],
+        )
+        for kind, n in sorted(gw.replies.classes.items()):
+            feedback.add_metric([kind], n)
+        yield feedback
         stats = writer.stats
         for name, text, hist in (
             (
@@ -127,9 +135,26 @@ class GatewayCollector(Collector):
             counters["throttled"].add_metric([name], sender.throttled)
             counters["receipts"].add_metric([name], service.deliveries.receipts)
             counters["mo"].add_metric([name], service.deliveries.mo)
+        latency = HistogramMetricFamily(
+            "smsgw_submit_resp_seconds",
+            "From submit_sm sent to its submit_sm_resp",
+            labels=["carrier"],
+        )
+        receipts = CounterMetricFamily(
+            "smsgw_receipts_by_state",
+            "Delivery receipts by state (DELIVRD, UNDELIV, ...)",
+            labels=["carrier", "state"],
+        )
+        for name, service in gw.carriers.items():
+            hist = service.sender.latency
+            latency.add_metric([name], hist.cumulative(), sum_value=hist.sum)
+            for state, n in sorted(service.deliveries.states.items()):
+                receipts.add_metric([name, state], n)
         yield up
         yield window
         yield queued
+        yield latency
+        yield receipts
         yield from counters.values()
 
 

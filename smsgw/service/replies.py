@@ -155,6 +155,7 @@ class ReplyService(Service):
             )
         self.received = 0
         self.unreadable = 0
+        self.classes: dict[str, int] = {}  # whole replies by classification
 
     @override
     def startService(self) -> None:
@@ -207,6 +208,11 @@ class ReplyService(Service):
         return int(Status.ESME_RX_T_APPN)  # the SMSC delivers it again
 
     def _set_going(self, outcomes: Sequence[MoOutcome]) -> None:
+        for o in outcomes:
+            if o.classification is not None:
+                self.classes[o.classification] = (
+                    self.classes.get(o.classification, 0) + 1
+                )
         queued = [alert for o in outcomes for alert in o.queued]
         if queued:
             self.on_queued(queued)

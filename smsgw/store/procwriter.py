@@ -48,8 +48,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from typing_extensions import override
 
+from smsgw.stats import WriterStats
 from smsgw.store.remote import FrameReader, encode_frame
-from smsgw.store.stats import WriterStats
 from smsgw.store.writer import BatchOp, StoreUnavailable
 
 __all__ = ["StoreProcessWriter", "spawn_store_process"]

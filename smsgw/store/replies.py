@@ -54,6 +54,7 @@ class MoOutcome(NamedTuple):
     mo_id: int | None  # None: a part waiting for its siblings
     queued: tuple[QueuedAlert, ...] = ()
     webhooks: int = 0
+    classification: str | None = None  # confirm / not_me / stop / help / text
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +251,7 @@ class _MoRun:
                 conn, issuer, txn, classified, match.how, body, msisdn, mo_id, now
             )
             webhooks = 1
-        return MoOutcome(mo_id, queued, webhooks)
+        return MoOutcome(mo_id, queued, webhooks, classified.kind or "text")
 
     def _candidates(self, conn: Connection, msisdn: str, now: float) -> list[Candidate]:
         rows = conn.execute(

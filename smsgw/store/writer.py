@@ -33,8 +33,8 @@ from twisted.internet.interfaces import IReactorFromThreads
 from twisted.logger import Logger
 from typing_extensions import override
 
+from smsgw.stats import WriterStats
 from smsgw.store.remote import describe_error
-from smsgw.store.stats import WriterStats
 
 __all__ = ["BatchOp", "DbWriter", "StoreUnavailable", "Writer"]
 

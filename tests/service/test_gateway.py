@@ -134,7 +134,7 @@ def test_metrics_are_read_from_the_gateway_counters(tmp_path: Path) -> None:
 
 def test_store_batch_histograms() -> None:
     """Batch time and size histograms: cumulative buckets, sum and count."""
-    from smsgw.store.stats import WriterStats
+    from smsgw.stats import WriterStats
 
     stats = WriterStats()
     for seconds, size in ((0.002, 1), (0.02, 300), (7.0, 2000)):

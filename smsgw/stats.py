@@ -1,18 +1,20 @@
-"""Cheap histograms of the store's batches, kept by the writers.
+"""Cheap histograms kept by the gateway itself (pure, no I/O).
 
-Observed once per batch (not per message): how long a batch took from
-leaving the gateway to its answer (the commit included) and how many writes
-it carried. Exposed as Prometheus histograms by smsgw.service.metrics.
+The store's writers observe each batch (time from leaving the gateway to
+its committed answer, writes carried); the carrier senders each submit_sm's
+round trip to its resp (one bisect and three additions). Exposed as
+Prometheus histograms by smsgw.service.metrics.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
 
-__all__ = ["BATCH_SECONDS", "BATCH_SIZES", "Histogram", "WriterStats"]
+__all__ = ["BATCH_SECONDS", "BATCH_SIZES", "RESP_SECONDS", "Histogram", "WriterStats"]
 
 BATCH_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
 BATCH_SIZES = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000)
+RESP_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0)
 
 
 class Histogram:
