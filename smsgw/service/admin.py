@@ -14,6 +14,8 @@
     POST /api/v1/carriers/{name}/resume fail over), and start again
     POST /api/v1/alerts/requeue         send failed / expired alerts again:
         {"ids": ["...", ...]}           JSON body, at most 1000 ids
+    GET /                               the status page (self-contained HTML)
+    GET /api/v1/status                  what the status page shows
     GET /healthz                        200 while the store answers (even with no
                                         bind up: transactions queue), else 503;
                                         no token needed
@@ -51,6 +53,7 @@ from typing_extensions import override
 
 from smsgw.service.config import AdminConfig
 from smsgw.service.config_alerts import IssuerConfig
+from smsgw.service.status import STATUS_PAGE
 
 __all__ = ["Actions", "AdminApi", "ApiError", "Reader"]
 
@@ -77,6 +80,10 @@ class Actions(Protocol):
 
     def metrics(self) -> bytes:
         """The Prometheus text exposition."""
+        ...
+
+    def status(self) -> defer.Deferred[dict[str, Any]]:
+        """What the status page shows (see smsgw.service.status)."""
         ...
 
     def requeue(self, ids: tuple[str, ...], actor: str) -> defer.Deferred[int]:
@@ -121,6 +128,15 @@ class AdminApi(Resource):
     # -- twisted.web -------------------------------------------------------
 
     def render_GET(self, request: Request) -> Any:  # noqa: N802 (twisted.web's name)
+        if request.path == b"/":
+            request.setHeader(b"content-type", b"text/html; charset=utf-8")
+            request.setHeader(
+                b"content-security-policy",
+                b"default-src 'self'; script-src 'unsafe-inline'; "
+                b"style-src 'unsafe-inline'",
+            )
+            request.setHeader(b"cache-control", b"no-store")
+            return STATUS_PAGE
         if request.path == b"/healthz":
             return self._later(request, self._health())
         try:
@@ -214,6 +230,8 @@ class AdminApi(Resource):
             return self._unmatched(query)
         if rest == ["carriers"]:
             return defer.succeed({"carriers": self._actions().carriers()})
+        if rest == ["status"]:
+            return self._actions().status()
         raise ApiError(404, "no such endpoint")
 
     def _health(self) -> defer.Deferred[Any]:

@@ -51,6 +51,56 @@ class GatewayActions:
 
         return metrics_text(self.gateway)
 
+    def status(self) -> defer.Deferred[dict[str, Any]]:
+        from sqlalchemy import text
+
+        gw = self.gateway
+        now = gw.reactor.seconds()
+        states: dict[str, int] = {}
+        for service in gw.carriers.values():
+            for state, n in service.deliveries.states.items():
+                states[state] = states.get(state, 0) + n
+        final = sum(n for s, n in states.items() if s not in ("ENROUTE", "ACCEPTD"))
+        classes = dict(gw.replies.classes)
+        carriers = self.carriers()
+        for view in carriers:
+            binds = gw.carriers[view["name"]].binds
+            view["window_in_use"] = sum(
+                b.tx.in_window for b in binds if b.tx is not None
+            )
+
+        def queue(conn: Any) -> dict[str, Any]:
+            row = conn.execute(
+                text(
+                    "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM alerts "
+                    "WHERE status = 'queued'"
+                )
+            ).one()
+            return {
+                "queued": int(row.n),
+                "oldest_seconds": None
+                if row.oldest is None
+                else round(now - row.oldest),
+            }
+
+        def build(q: dict[str, Any]) -> dict[str, Any]:
+            return {
+                "store": "ok",
+                "queue": q,
+                "carriers": carriers,
+                "rates": gw.history.rates(),
+                "delivery": {
+                    "receipts": states,
+                    "delivered_rate": round(states.get("DELIVRD", 0) / final, 4)
+                    if final
+                    else None,
+                },
+                "feedback": {"total": sum(classes.values()), "classes": classes},
+                "problems": list(gw.problems.events),
+            }
+
+        return gw._read(queue).addCallback(build)
+
     def has_carrier(self, name: str) -> bool:
         return name in self.gateway.carriers
 

@@ -38,6 +38,7 @@ from smsgw.service.admin import AdminApi
 from smsgw.service.admin_actions import GatewayActions
 from smsgw.service.config import Config, SimulatorConfig
 from smsgw.service.replies import ReplyService, public_issuers
+from smsgw.service.status import RecentProblems, StatusHistory
 from smsgw.smsc.service import ListeningService, make_smsc_service
 from smsgw.smsc.settings import SmscSettings
 from smsgw.store.accept import make_accept_op
@@ -234,6 +235,10 @@ class Gateway(MultiService):
             max_frame=cfg.intake.max_frame,
             idle_timeout=cfg.intake.idle_timeout,
         )
+        self.history = StatusHistory(reactor, self._sample)
+        self.history.setServiceParent(self)
+        self.problems = RecentProblems()
+        self.problems.setServiceParent(self)
         _Lifecycle(self).setServiceParent(self)
         # After the dispatcher (its replies go there), stopped before it.
         self.replies.setServiceParent(self)
@@ -257,6 +262,14 @@ class Gateway(MultiService):
             "admin API",
         )
         self.admin.setServiceParent(self)
+
+    def _sample(self) -> dict[str, int]:
+        """The counters the status page charts."""
+        return {
+            "accepted": self.intake.counts.get("accepted", 0),
+            "submitted": self.dispatcher.counts.get("submitted", 0),
+            "receipts": sum(s.deliveries.receipts for s in self.carriers.values()),
+        }
 
     def _read(self, query: Callable[[Connection], Any]) -> defer.Deferred[Any]:
         """Run a read-only query on the reactor's thread pool (admin API)."""
