@@ -8,6 +8,9 @@
         ?issuer=&from=&to=&merchant=    not_me, stop, no_reply and their rates
     GET /api/v1/feedback/unmatched      replies kept for review
         ?days=&limit=&issuer=
+    GET /api/v1/alerts?msisdn=N         the latest alerts to a number (shown
+        [&limit=50]                     masked; access log lines never carry a
+                                        query string, see `access_log`)
     GET /api/v1/carriers                each carrier: binds up, paused, tps,
                                         window, counters
     POST /api/v1/carriers/{name}/pause  stop sending over it (alerts wait or
@@ -55,7 +58,7 @@ from smsgw.service.config import AdminConfig
 from smsgw.service.config_alerts import IssuerConfig
 from smsgw.service.status import STATUS_PAGE
 
-__all__ = ["Actions", "AdminApi", "ApiError", "Reader"]
+__all__ = ["Actions", "AdminApi", "ApiError", "Reader", "access_log"]
 
 T = TypeVar("T")
 Reader = Callable[[Callable[[Connection], Any]], "defer.Deferred[Any]"]
@@ -232,6 +235,8 @@ class AdminApi(Resource):
             return defer.succeed({"carriers": self._actions().carriers()})
         if rest == ["status"]:
             return self._actions().status()
+        if rest == ["alerts"]:
+            return self._alerts_to(query)
         raise ApiError(404, "no such endpoint")
 
     def _health(self) -> defer.Deferred[Any]:
@@ -298,6 +303,20 @@ class AdminApi(Resource):
 
         return self.read(lambda conn: transaction_feedback(conn, ref)).addCallback(
             found
+        )
+
+    def _alerts_to(self, query: Mapping[str, str]) -> defer.Deferred[Any]:
+        from smsgw.alerts.plan import e164
+        from smsgw.store.feedback_report import alerts_to, mask_msisdn
+
+        raw = query.get("msisdn")
+        number = e164(raw) if raw else None
+        if number is None:
+            raise ApiError(400, "msisdn: a phone number like +8613800138000")
+        limit = _positive(query.get("limit", "50"), "limit")
+        d = self.read(lambda conn: alerts_to(conn, number, limit=limit))
+        return d.addCallback(
+            lambda rows: {"msisdn": mask_msisdn(number), "alerts": rows}
         )
 
     def _issuer(self, query: Mapping[str, str]) -> IssuerConfig:
@@ -384,3 +403,19 @@ def _answer(request: Request, code: int, body: Any) -> bytes:
     request.setHeader(b"content-type", b"application/json; charset=utf-8")
     request.setHeader(b"cache-control", b"no-store")
     return json.dumps(body, ensure_ascii=False, default=str).encode() + b"\n"
+
+
+def access_log(timestamp: str, request: Any) -> str:
+    """An access log line without the query string: a phone number asked for
+    in ``?msisdn=`` must not end up in the log."""
+    from twisted.web.http import combinedLogFormatter
+
+    class _Stripped:
+        def __init__(self, inner: Any) -> None:
+            self._inner = inner
+            self.uri = inner.uri.split(b"?", 1)[0]
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._inner, name)
+
+    return combinedLogFormatter(timestamp, _Stripped(request))  # type: ignore[no-any-return]

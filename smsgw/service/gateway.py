@@ -34,7 +34,7 @@ from smsgw.intake.decide import Intake
 from smsgw.intake.protocol import IntakeFactory
 from smsgw.intake.terminals import terminals_from_config
 from smsgw.intake.tls import intake_endpoint
-from smsgw.service.admin import AdminApi
+from smsgw.service.admin import AdminApi, access_log
 from smsgw.service.admin_actions import GatewayActions
 from smsgw.service.config import Config, SimulatorConfig
 from smsgw.service.replies import ReplyService, public_issuers
@@ -257,7 +257,8 @@ class Gateway(MultiService):
                     cfg.issuers,
                     reactor.seconds,
                     GatewayActions(self),
-                )
+                ),
+                logFormatter=access_log,
             ),
             "admin API",
         )

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, text
 
 __all__ = [
     "DayRow",
+    "alerts_to",
     "feedback_report",
     "mask_msisdn",
     "set_opt_out",
@@ -279,3 +280,22 @@ def set_opt_out(
         },
     )
     return True
+
+
+def alerts_to(
+    conn: Connection, msisdn: str, *, limit: int = 50
+) -> list[dict[str, Any]]:
+    """The latest alerts sent to ``msisdn`` (E.164), newest first, with the
+    transaction each belongs to; the number shown masked."""
+    rows = conn.execute(
+        text(
+            "SELECT a.id, a.ref, a.issuer, a.audience, a.status, a.carrier, "
+            "a.attempts, a.created_at, a.updated_at, a.last_error, a.feedback, "
+            "t.kind, t.amount, "
+            "t.currency, t.masked_pan, t.merchant_name FROM alerts a "
+            "LEFT JOIN transactions t ON t.ref = a.ref "
+            "WHERE a.destination = :m ORDER BY a.created_at DESC, a.id DESC LIMIT :n"
+        ),
+        {"m": msisdn, "n": limit},
+    )
+    return [{**r._mapping, "destination": mask_msisdn(msisdn)} for r in rows]

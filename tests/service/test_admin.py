@@ -287,3 +287,36 @@ def test_healthz_and_metrics(engine: Engine, observe_errors: list[Any]) -> None:
 
     down = AdminApi(AdminConfig(), broken, ISSUERS, lambda: NOW, actions)
     assert get(down, "/healthz") == (503, {"error": "the store does not answer"})
+
+
+def test_alerts_to_a_number_and_access_logs_without_query_strings(
+    engine: Engine,  # noqa: F811
+    ref: str,
+) -> None:
+    """The alerts sent to a number, newest first, masked; a bad number is 400;
+    the access log line leaves the query string (the number) out."""
+    from twisted.internet.address import IPv4Address
+
+    from smsgw.service.admin import access_log
+
+    code, body = get(api(engine), "/api/v1/alerts?msisdn=+8613800000001")
+    assert code == 200
+    assert body["msisdn"] == "+86138****0001"
+    reply, alert = body["alerts"]  # newest first: the acknowledgement, the alert
+    assert (reply["audience"], reply["ref"]) == ("reply", ref)
+    assert (alert["ref"], alert["feedback"], alert["masked_pan"]) == (
+        ref,
+        "not_me",
+        "622202******7894",
+    )
+    assert get(api(engine), "/api/v1/alerts?msisdn=12")[0] == 400
+    request = DummyRequest([])
+    request.uri = b"/api/v1/alerts?msisdn=%2B8613800000001"
+    request.method = b"GET"
+    request.clientproto = b"HTTP/1.1"
+    request.code = 200  # type: ignore[attr-defined]
+    request.sentLength = 10  # type: ignore[attr-defined]
+    request.client = IPv4Address("TCP", "127.0.0.1", 5)
+    line = access_log("[29/Nov/2026:12:00:00 +0000]", request)
+    assert '"GET /api/v1/alerts HTTP/1.1" 200' in line
+    assert "8613800000001" not in line
