@@ -914,3 +914,64 @@ def test_issuer_fraud_webhook_and_mandatory_alerts(tmp_path: Path) -> None:
         "secret/secret_file",
         "issuers[0].fraud_webhook.secret: must be at least 16 characters, got 5",
     ]
+
+
+def test_every_config_key_is_documented_in_the_examples() -> None:
+    """Every key the loader knows appears in conf/*.example.yaml or conf/smsgw.yaml
+    (as a key, a commented key, or its _file / _env form); carrier profile keys in
+    carriers/*.yaml. The examples are the configuration reference."""
+    import re
+    import typing
+
+    from smsgw.carrier.profile import CarrierProfile
+    from smsgw.feedback.classify import Keywords
+    from smsgw.service.config import Config
+
+    docs = "".join(p.read_text() for p in sorted((ROOT / "conf").glob("*.yaml")))
+    profiles = "".join(
+        p.read_text() for p in sorted((ROOT / "carriers").glob("*.yaml"))
+    )
+
+    def keys(text: str) -> set[str]:
+        found = set(re.findall(r"(?:^|[\s{,#])([a-z][a-z0-9_]*):", text, re.M))
+        return found | {
+            k.rsplit("_", 1)[0] for k in found if k.endswith(("_file", "_env"))
+        }
+
+    documented, in_profiles = keys(docs), keys(profiles)
+    missing: list[str] = []
+
+    def walk(cls: type, path: str, where: set[str]) -> None:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            here = f"{path}.{f.name}" if path else f.name
+            if f.name not in where:
+                missing.append(here)
+            for arg in (hints[f.name], *typing.get_args(hints[f.name])):
+                for inner in (arg, *typing.get_args(arg)):
+                    if inner is Keywords or not dataclasses.is_dataclass(inner):
+                        continue
+                    inside = in_profiles if inner is CarrierProfile else where
+                    walk(inner, here, inside)  # type: ignore[arg-type]
+
+    walk(Config, "", documented)
+    assert missing == []
+
+
+def test_the_systemd_unit_runs_the_gateway_in_the_foreground() -> None:
+    """conf/smsgw.service starts twistd -n smsgw with a config, stops it with
+    SIGTERM (a graceful drain) and keeps secrets out of the unit."""
+    import configparser
+
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.read(ROOT / "conf" / "smsgw.service")
+    service = unit["Service"]
+    assert " -n " in service["ExecStart"]
+    assert service["ExecStart"].endswith("smsgw --config /etc/smsgw/smsgw.yaml")
+    assert (service["KillSignal"], service["UMask"], service["User"]) == (
+        "SIGTERM",
+        "0077",
+        "smsgw",
+    )
+    assert "password" not in (ROOT / "conf" / "smsgw.service").read_text().lower()
+    assert unit["Install"]["WantedBy"] == "multi-user.target"
