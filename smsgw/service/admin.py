@@ -15,6 +15,8 @@
                                         window, counters
     POST /api/v1/carriers/{name}/pause  stop sending over it (alerts wait or
     POST /api/v1/carriers/{name}/resume fail over), and start again
+    POST /api/v1/test-alert             a test SMS through the normal queue:
+        {"to": "+86...", "text": "..."}
     POST /api/v1/alerts/requeue         send failed / expired alerts again:
         {"ids": ["...", ...]}           JSON body, at most 1000 ids
     GET /                               the status page (self-contained HTML)
@@ -87,6 +89,10 @@ class Actions(Protocol):
 
     def status(self) -> defer.Deferred[dict[str, Any]]:
         """What the status page shows (see smsgw.service.status)."""
+        ...
+
+    def test_alert(self, to: str, text: str, actor: str) -> defer.Deferred[str]:
+        """Queue a test SMS; fires with its alert id once committed and audited."""
         ...
 
     def requeue(self, ids: tuple[str, ...], actor: str) -> defer.Deferred[int]:
@@ -290,6 +296,24 @@ class AdminApi(Resource):
                 raise ApiError(400, 'body: {"ids": [...]} with 1 to 1000 alert ids')
             return actions.requeue(tuple(ids), actor).addCallback(
                 lambda n: {"requeued": n}
+            )
+        if parts == ["api", "v1", "test-alert"]:
+            from smsgw.alerts.plan import e164
+
+            try:
+                doc = json.loads(body or b"{}")
+            except ValueError:
+                raise ApiError(400, "body: not JSON") from None
+            if not isinstance(doc, dict):
+                raise ApiError(400, 'body: {"to": "+86...", "text": "..."}')
+            to = e164(doc["to"]) if isinstance(doc.get("to"), str) else None
+            if to is None:
+                raise ApiError(400, "to: a phone number like +8613800138000")
+            text = doc.get("text", "smsgw test message")
+            if not isinstance(text, str) or not 1 <= len(text) <= 500:
+                raise ApiError(400, "text: 1 to 500 characters")
+            return actions.test_alert(to, text, actor).addCallback(
+                lambda alert_id: {"queued": alert_id}
             )
         raise ApiError(404, "no such action")
 

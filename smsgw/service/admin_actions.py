@@ -6,7 +6,14 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 
-from smsgw.store.admin_ops import AuditEntry, Requeue, audit_op, requeue_op
+from smsgw.store.admin_ops import (
+    AuditEntry,
+    Requeue,
+    TestAlert,
+    audit_op,
+    requeue_op,
+    test_alert_op,
+)
 
 if TYPE_CHECKING:
     from smsgw.service.gateway import Gateway
@@ -100,6 +107,26 @@ class GatewayActions:
             }
 
         return gw._read(queue).addCallback(build)
+
+    def test_alert(self, to: str, text: str, actor: str) -> defer.Deferred[str]:
+        from smsgw.store.feedback_report import mask_msisdn
+
+        gw = self.gateway
+        cfg = gw.cfg.dispatch
+        issuer = gw.cfg.issuers[0]
+        now = gw.reactor.seconds()
+        item = TestAlert(
+            to, text, issuer.name, issuer.source_addr, cfg.node, now, cfg.lease, cfg.ttl
+        )
+
+        def queued(alert: Any) -> defer.Deferred[str]:
+            gw.dispatcher.add([alert])
+            entry = AuditEntry(
+                now, actor, "alert.test", mask_msisdn(to) or "", {"alert": alert.id}
+            )
+            return gw.writer.submit(audit_op, entry).addCallback(lambda _: alert.id)
+
+        return gw.writer.submit(test_alert_op, item).addCallback(queued)
 
     def has_carrier(self, name: str) -> bool:
         return name in self.gateway.carriers

@@ -13,7 +13,14 @@ from smsgw.store import schema as S
 from smsgw.store.rows import QueuedAlert
 from smsgw.store.writer import BatchOp
 
-__all__ = ["AuditEntry", "Requeue", "audit_op", "requeue_op"]
+__all__ = [
+    "AuditEntry",
+    "Requeue",
+    "TestAlert",
+    "audit_op",
+    "requeue_op",
+    "test_alert_op",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,3 +126,48 @@ def _requeue_run(conn: Connection, items: Sequence[Requeue]) -> list[list[Queued
 
 audit_op: BatchOp[AuditEntry, None] = BatchOp("audit", _audit_run)
 requeue_op: BatchOp[Requeue, list[QueuedAlert]] = BatchOp("requeue", _requeue_run)
+
+
+@dataclass(frozen=True, slots=True)
+class TestAlert:
+    """A test SMS from an operator, sent like any alert (routing, retries)."""
+
+    destination: str  # E.164
+    text: str
+    issuer: str
+    source_addr: str | None
+    node: str
+    now: float
+    lease: float
+    ttl: float
+
+
+def _test_alert_run(conn: Connection, items: Sequence[TestAlert]) -> list[QueuedAlert]:
+    from smsgw.codec.text import measure
+    from smsgw.store.accept import new_ref
+
+    out = []
+    for t in items:
+        size = measure(t.text)
+        alert = QueuedAlert(
+            f"{new_ref(t.now)}.t", "", t.issuer, t.destination, t.text, 1,
+            t.source_addr, t.now, t.now + t.ttl, 0,
+        )  # fmt: skip
+        conn.execute(
+            insert(S.alerts),
+            {
+                "id": alert.id, "ref": None, "issuer": t.issuer, "audience": "test",
+                "destination": t.destination, "lang": "en", "text": t.text,
+                "encoding": size.encoding, "parts": size.parts, "priority": 1,
+                "source_addr": t.source_addr, "status": S.QUEUED, "carrier": None,
+                "attempts": 0, "created_at": t.now, "updated_at": t.now,
+                "not_before": t.now, "expires_at": alert.expires_at,
+                "claimed_by": t.node, "claimed_until": t.now + t.lease,
+                "last_error": None, "reply_code": None, "feedback": None,
+            },
+        )  # fmt: skip
+        out.append(alert)
+    return out
+
+
+test_alert_op: BatchOp[TestAlert, QueuedAlert] = BatchOp("test_alert", _test_alert_run)

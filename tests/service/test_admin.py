@@ -201,6 +201,10 @@ class FakeActions:
         self.done.append(("requeue", ids, actor))
         return defer.succeed(len(ids) - 1)
 
+    def test_alert(self, to: str, text: str, actor: str) -> defer.Deferred[str]:
+        self.done.append(("test", to, text, actor))
+        return defer.succeed("X.t")
+
 
 def test_actions_need_the_admin_scope_and_say_who_did_them(
     engine: Engine,  # noqa: F811
@@ -246,6 +250,15 @@ def test_actions_need_the_admin_scope_and_say_who_did_them(
     )
     for bad in (b"nope", b"{}", b'{"ids": []}', b'{"ids": [1]}'):
         assert get(secured, requeue, token=admin, method=b"POST", body=bad)[0] == 400
+    test = "/api/v1/test-alert"
+    hello = json.dumps({"to": "+86 138 0013 8000", "text": "hello"}).encode()
+    assert get(secured, test, token=admin, method=b"POST", body=hello) == (
+        200,
+        {"queued": "X.t"},
+    )
+    for bad in (b'{"to": "12"}', b'{"to": "+8613800138000", "text": ""}', b"[]"):
+        assert get(secured, test, token=admin, method=b"POST", body=bad)[0] == 400
+    assert actions.done.pop() == ("test", "+8613800138000", "hello", "admin-api:admin")
     assert actions.done == [
         ("pause", "sim", True, "admin-api:admin"),
         ("pause", "sim", False, "admin-api:admin"),

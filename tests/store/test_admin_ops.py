@@ -63,3 +63,40 @@ def test_audit_entries(engine: Engine) -> None:
         "sim",
         '{"changed":true}',
     )
+
+
+def test_a_test_alert_is_queued_like_any_alert(engine: Engine) -> None:
+    """Queued for this node with no transaction, priority 1, TTL from now."""
+    from smsgw.store.admin_ops import TestAlert, test_alert_op
+
+    [alert] = run(
+        engine,
+        test_alert_op,
+        [
+            TestAlert(
+                "+8613800138000",
+                "test 测试",
+                "default",
+                "95588",
+                "n1",
+                NOW,
+                60.0,
+                600.0,
+            )
+        ],
+    )
+    assert (alert.destination, alert.priority, alert.expires_at) == (
+        "+8613800138000",
+        1,
+        NOW + 600,
+    )
+    with engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT * FROM alerts WHERE id = :i"), {"i": alert.id}
+        ).one()
+    assert (row.audience, row.ref, row.encoding, row.claimed_by) == (
+        "test",
+        None,
+        "ucs2",
+        "n1",
+    )
