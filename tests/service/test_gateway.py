@@ -148,3 +148,23 @@ def test_store_batch_histograms() -> None:
     )
     assert dict(stats.sizes.cumulative())["500.0"] == 2
     assert (stats.sizes.count, stats.sizes.sum) == (3, 2301)
+
+
+def test_the_operator_guide_names_only_real_metrics(tmp_path: Path) -> None:
+    """Every smsgw_ metric the guide's alert rules use is exported."""
+    import re
+
+    from smsgw.service.metrics import metrics_text
+
+    def base(name: str) -> str:
+        return re.sub(r"_(total|bucket|count|sum)$", "", name)
+
+    gateway = Gateway(first_run_config(tmp_path), MemoryReactorClock())
+    text = metrics_text(gateway).decode()
+    exported = {base(n) for n in re.findall(r"^# TYPE (smsgw_\w+)", text, re.M)}
+    guide = (
+        Path(__file__).resolve().parents[2] / "docs" / "operator-guide.md"
+    ).read_text()
+    used = {base(n) for n in re.findall(r"\b(smsgw_\w+)", guide)}
+    assert used
+    assert used <= exported
