@@ -12,16 +12,10 @@ from twisted.internet.task import Clock
 from smsgw.intake.decide import AcceptResult, Intake
 from smsgw.intake.envelope import TerminalKey, request_frame
 from smsgw.intake.terminals import Terminal
+from tests.intake.test_envelope import BODY, KEY
 from tests.intake.test_protocol import Hasher
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "terminal-integration.md"
-KEY = bytes.fromhex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
-BODY = (
-    '{"type":"txn","txn_id":"000123","ts":1764417605,"kind":"purchase",'
-    '"amount":"128.50","currency":"CNY","pan":"6222021234567894",'
-    '"merchant_id":"M001","merchant_name":"星巴克(南京西路店)",'
-    '"time":"2026-11-29T20:00:05+08:00","msisdn":"+8613800138000"}'
-)
 
 
 def _block(name: str) -> bytes:
