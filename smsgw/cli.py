@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from smsgw.pos.cli import add_pos_arguments
+from smsgw.service.auditcli import add_audit_commands
 from smsgw.service.dbcli import add_db_commands
 from smsgw.service.feedback_cli import add_feedback_commands
 from smsgw.service.registry_cli import add_registry_commands
@@ -121,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_registry_commands(sub)
     add_feedback_commands(sub)
     add_test_certs_command(sub)
+    add_audit_commands(sub)
     return parser
 
 

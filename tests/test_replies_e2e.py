@@ -9,8 +9,10 @@ nothing. A reply in three parts arriving out of order is one message.
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
+import sys
 import time
 from collections.abc import Generator
 from pathlib import Path
@@ -19,7 +21,7 @@ from typing import Any
 import orjson
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
+from twisted.internet import reactor, utils
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.web.client import Agent, readBody
 from twisted.web.resource import Resource
@@ -198,6 +200,16 @@ def test_not_me_stop_and_a_long_reply_through_the_binds(
         assert 'smsgw_feedback_total{class="stop"} 1.0' in metrics
         assert 'smsgw_receipts_by_state_total{carrier="sim",state="DELIVRD"}' in metrics
         assert 'smsgw_submit_resp_seconds_bucket{carrier="sim",le="+Inf"}' in metrics
+
+        # The store process sealed every batch: the audit chain verifies.
+        out, _, code = yield utils.getProcessOutputAndValue(
+            sys.executable,
+            ["-m", "smsgw.cli", "audit", "verify", "--config", "smsgw.yaml"],
+            path=str(tmp_path),
+            env=dict(os.environ),
+        )
+        assert code == 0, out
+        assert b"audit chain intact" in out
     finally:
         client.transport.loseConnection()
         yield gw.kill(15)

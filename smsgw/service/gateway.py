@@ -42,6 +42,7 @@ from smsgw.service.status import RecentProblems, StatusHistory
 from smsgw.smsc.service import ListeningService, make_smsc_service
 from smsgw.smsc.settings import SmscSettings
 from smsgw.store.accept import make_accept_op
+from smsgw.store.chain import load_audit_signer
 from smsgw.store.db import check_schema, make_engine
 from smsgw.store.delivery import receipt_op
 from smsgw.store.keys import load_card_hasher
@@ -151,10 +152,11 @@ class Gateway(MultiService):
         if check:
             check_schema(self.engine)
         self.hasher = load_card_hasher(cfg.keys_dir)
+        self.signer = load_audit_signer(cfg.keys_dir)  # generated on first start
         self.writer: Writer
         if cfg.database.writer == "process":
             self.writer = StoreProcessWriter(
-                spawn_store_process(reactor, cfg.database.url),
+                spawn_store_process(reactor, cfg.database.url, cfg.keys_dir),
                 reactor,
                 max_batch=cfg.database.commit_batch,
                 linger=cfg.database.commit_interval,
@@ -165,6 +167,7 @@ class Gateway(MultiService):
                 reactor,
                 max_batch=cfg.database.commit_batch,
                 linger=cfg.database.commit_interval,
+                signer=self.signer,
             )
         _WriterService(self.writer).setServiceParent(self)
         if cfg.simulator.enabled:

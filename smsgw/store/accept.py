@@ -24,6 +24,7 @@ from smsgw.intake.decide import AcceptResult
 from smsgw.intake.validate import Txn
 from smsgw.service.config_alerts import IssuerConfig
 from smsgw.store import schema as S
+from smsgw.store.chain import touch
 from smsgw.store.query import driver_sql, insert_rows, select_pairs
 from smsgw.store.rows import QueuedAlert
 from smsgw.store.writer import BatchOp
@@ -310,6 +311,8 @@ class _AcceptRun:
             out.append(Accepted(result, queued))
         insert_rows(conn, S.transactions, txn_rows)
         insert_rows(conn, S.alerts, alert_rows)
+        touch(conn, "txn", [r["ref"] for r in txn_rows])
+        touch(conn, "alert", [r["id"] for r in alert_rows])
         return out
 
 

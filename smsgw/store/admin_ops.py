@@ -10,6 +10,7 @@ import orjson
 from sqlalchemy import Connection, delete, insert, select, update
 
 from smsgw.store import schema as S
+from smsgw.store.chain import touch
 from smsgw.store.rows import QueuedAlert
 from smsgw.store.writer import BatchOp
 
@@ -84,6 +85,7 @@ def _requeue_run(conn: Connection, items: Sequence[Requeue]) -> list[list[Queued
         if conn.dialect.name == "postgresql":
             q = q.with_for_update()
         rows = list(conn.execute(q))
+        touch(conn, "alert", [row.id for row in rows])
         if rows:
             # Sent again whole: the failed attempt's parts give way (their
             # receipts stay in the receipts table).
@@ -166,6 +168,7 @@ def _test_alert_run(conn: Connection, items: Sequence[TestAlert]) -> list[Queued
                 "last_error": None, "reply_code": None, "feedback": None,
             },
         )  # fmt: skip
+        touch(conn, "alert", [alert.id])
         out.append(alert)
     return out
 

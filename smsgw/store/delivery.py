@@ -20,6 +20,7 @@ from sqlalchemy import Connection, select, update
 
 from smsgw.codec.constants import FINAL_STATS
 from smsgw.store import schema as S
+from smsgw.store.chain import touch
 from smsgw.store.query import driver_sql, insert_rows, run_many, select_pairs
 from smsgw.store.rows import AlertUpdate, ReceiptRecord, Sent, SentPart
 from smsgw.store.writer import BatchOp
@@ -148,7 +149,9 @@ def _apply_receipts(
         "WHERE id = ? AND status = 'submitted'",
         [(status, at, alert_id) for alert_id, (status, at) in single.items()],
     )
+    touch(conn, "alert", single)
     if multi:
+        touch(conn, "alert", multi)
         _settle_alerts(conn, multi, max(at for *_, at in receipts))
 
 
@@ -236,6 +239,7 @@ def _sent_run(conn: Connection, items: Sequence[Sent]) -> list[None]:
         "WHERE id = ? AND status = 'queued'",
         [(i.carrier, i.attempts, len(i.parts), i.now, i.alert_id) for i in items],
     )
+    touch(conn, "alert", [i.alert_id for i in items])
     # Receipts that came before their submit_sm_resp.
     early = select_pairs(
         conn,
@@ -324,6 +328,7 @@ def _update_run(conn: Connection, items: Sequence[AlertUpdate]) -> list[None]:
             for i in items
         ],
     )
+    touch(conn, "alert", [i.alert_id for i in items])
     return [None] * len(items)
 
 

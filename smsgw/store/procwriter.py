@@ -35,6 +35,7 @@ import socket
 import sys
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from twisted.internet import defer, error, protocol
@@ -124,7 +125,7 @@ class _SocketChild:
             self.process.signalProcess("KILL")
 
 
-def spawn_store_process(reactor: Any, url: str) -> Spawn:
+def spawn_store_process(reactor: Any, url: str, keys_dir: Path | None = None) -> Spawn:
     """A spawn function that starts ``python -m smsgw.store.remote`` with a
     UNIX socket as its stdin and stdout."""
 
@@ -138,7 +139,12 @@ def spawn_store_process(reactor: Any, url: str) -> Spawn:
                 _Exit(child),
                 sys.executable,
                 [sys.executable, "-m", "smsgw.store.remote"],
-                env=dict(os.environ, SMSGW_STORE_URL=url),
+                env=dict(
+                    os.environ,
+                    SMSGW_STORE_URL=url,
+                    # The audit chain's signing key (the child seals each batch).
+                    **({"SMSGW_KEYS_DIR": str(keys_dir.resolve())} if keys_dir else {}),
+                ),
                 childFDs={0: theirs.fileno(), 1: theirs.fileno(), 2: 2},
             )
             stream = _Stream(child)

@@ -22,11 +22,14 @@ import os
 import pickle
 import struct
 import sys
+import time
+from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import Connection
 
 from smsgw.runtime import tune_gc
+from smsgw.store.chain import forget, load_audit_signer, seal
 
 __all__ = ["FrameReader", "describe_error", "encode_frame", "split_frames"]
 
@@ -106,6 +109,8 @@ def _serve(url: str, inp: IO[bytes], out: IO[bytes]) -> None:
     from smsgw.store.db import make_engine
 
     engine = make_engine(url, hide_parameters=True)
+    keys_dir = os.environ.get("SMSGW_KEYS_DIR")
+    signer = load_audit_signer(Path(keys_dir)) if keys_dir else None
     tune_gc()
     ops: dict[str, Any] = {}
     while True:
@@ -116,10 +121,15 @@ def _serve(url: str, inp: IO[bytes], out: IO[bytes]) -> None:
         try:
             results = []
             with engine.begin() as conn:
+                forget(conn)  # marks a failed batch may have left
                 for name, run, items in request:
                     if run is not None:
                         ops[name] = run
                     results.append(_run(ops[name], conn, items))
+                if signer is not None:
+                    # The store process has no reactor clock: wall time
+                    # stamps the chain entries (ordering is by seq).
+                    seal(conn, signer, time.time())
             _write(out, ("ok", results))
         except Exception as e:
             _write(out, ("error", describe_error(e)))

@@ -33,6 +33,7 @@ from smsgw.feedback.mo import MoPart, assemble, group_key
 from smsgw.intake.iso4217 import MINOR_UNITS
 from smsgw.store import schema as S
 from smsgw.store.accept import new_ref
+from smsgw.store.chain import touch
 from smsgw.store.feedback_report import mask_msisdn
 from smsgw.store.rows import QueuedAlert
 from smsgw.store.writer import BatchOp
@@ -237,6 +238,7 @@ class _MoRun:
             },
         )
         mo_id = int(result.scalar_one())
+        touch(conn, "mo", [mo_id])
         txn = _txn(conn, alert.ref) if alert else None
         self._apply(conn, decision, alert, txn, issuer, msisdn, mo_id, now)
         queued: tuple[QueuedAlert, ...] = ()
@@ -293,6 +295,8 @@ class _MoRun:
         now: float,
     ) -> None:
         if decision.feedback and alert is not None:
+            touch(conn, "alert", [alert.alert_id])
+            touch(conn, "txn", [alert.ref])
             conn.execute(
                 text("UPDATE alerts SET feedback = :f WHERE id = :id"),
                 {"f": decision.feedback, "id": alert.alert_id},
@@ -373,6 +377,7 @@ class _MoRun:
             expires_at=now + rules.ttl,
             attempts=0,
         )
+        touch(conn, "alert", [alert.id])
         conn.execute(
             insert(S.alerts),
             {

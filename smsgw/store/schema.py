@@ -300,3 +300,26 @@ audit = Table(
     Column("subject", String(100), nullable=False),
     Column("detail", Text, nullable=False),
 )
+
+# The signed audit chain (smsgw.store.chain): references and digests only.
+audit_chain = Table(
+    "audit_chain",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("kind", String(8), nullable=False),
+    Column("ref", String(64), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("at", Float, nullable=False),
+)
+
+audit_heads = Table(
+    "audit_heads",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("hash", String(64), nullable=False),
+    Column("key_id", String(16), nullable=False),
+    Column("signature", String(128), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("audit_upto", Integer, nullable=False),
+)

@@ -34,6 +34,7 @@ from twisted.logger import Logger
 from typing_extensions import override
 
 from smsgw.stats import WriterStats
+from smsgw.store.chain import AuditSigner, forget, seal
 from smsgw.store.remote import describe_error
 
 __all__ = ["BatchOp", "DbWriter", "StoreUnavailable", "Writer"]
@@ -109,7 +110,9 @@ class DbWriter:
         *,
         max_batch: int = 500,
         linger: float = 0.0,
+        signer: AuditSigner | None = None,
     ) -> None:
+        self.signer = signer
         self.engine = engine
         self.reactor = reactor
         self.max_batch = max_batch
@@ -252,12 +255,15 @@ class DbWriter:
             groups.setdefault(op, []).append(index)
         results: list[Any] = [None] * len(batch)
         with self.engine.begin() as conn:
+            forget(conn)
             for op, indexes in groups.items():
                 done = op.run(conn, [batch[i][1] for i in indexes])
                 if len(done) != len(indexes):
                     raise RuntimeError(f"{op.name} returned {len(done)} results")
                 for i, r in zip(indexes, done, strict=True):
                     results[i] = r
+            if self.signer is not None:
+                seal(conn, self.signer, self.reactor.seconds())  # type: ignore[attr-defined]
         return results
 
     # -- back on the reactor thread ----------------------------------------
