@@ -197,6 +197,7 @@ def test_not_me_stop_and_a_long_reply_through_the_binds(
         assert 'smsgw_carrier_mo_total{carrier="sim"}' in metrics
         assert 'smsgw_intake_requests_total{result="accepted"} 2.0' in metrics
         assert 'smsgw_feedback_total{class="not_me"} 1.0' in metrics
+        assert "# TYPE smsgw_alerts_by_status gauge" in metrics
         assert 'smsgw_feedback_total{class="stop"} 1.0' in metrics
         assert 'smsgw_receipts_by_state_total{carrier="sim",state="DELIVRD"}' in metrics
         assert 'smsgw_submit_resp_seconds_bucket{carrier="sim",le="+Inf"}' in metrics

@@ -48,9 +48,11 @@ def _engine(
 
 
 def audit_verify(
-    ns: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr
+    ns: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
     """Verify the chain; 0 intact, 1 with the problems listed."""
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
     from sqlalchemy import text
 
     from smsgw.store.chain import verify
@@ -72,9 +74,11 @@ def audit_verify(
 
 
 def audit_export(
-    ns: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr
+    ns: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
     """Print the latest signed head as JSON; 1 when there is none yet."""
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
     from sqlalchemy import text
 
     found = _engine(ns, err, "smsgw audit export")

@@ -29,9 +29,11 @@ def _engine(ns: argparse.Namespace, err: TextIO) -> Engine | None:
 
 
 def db_upgrade(
-    ns: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr
+    ns: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
     """Migrate the configured database to the newest schema; 0 on success."""
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
     from smsgw.store.db import upgrade
 
     engine = _engine(ns, err)
@@ -52,9 +54,11 @@ def db_upgrade(
 
 
 def db_status(
-    ns: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr
+    ns: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
     """Print the schema revision; 0 when current, 1 when an upgrade is needed."""
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
     from smsgw.store.db import current_revision, head_revision
 
     engine = _engine(ns, err)
@@ -101,9 +105,11 @@ def _describe(info: BackupInfo) -> str:
 
 
 def db_backup(
-    ns: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr
+    ns: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
     """A consistent copy of the live SQLite database; 0 when written and checked."""
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
     from smsgw.store.backup import BackupError, backup
 
     database = _sqlite_path(ns, err, "smsgw db backup")
@@ -119,9 +125,11 @@ def db_backup(
 
 
 def db_restore(
-    ns: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr
+    ns: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
     """Replace the configured SQLite database with a checked backup."""
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
     from smsgw.store.backup import BackupError, restore
 
     database = _sqlite_path(ns, err, "smsgw db restore")

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
+from twisted.application.internet import TimerService
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer, threads
 from twisted.internet.endpoints import serverFromString
@@ -240,6 +241,10 @@ class Gateway(MultiService):
         )
         self.history = StatusHistory(reactor, self._sample)
         self.history.setServiceParent(self)
+        self.alert_statuses: dict[str, int] = {}
+        counter = TimerService(30.0, self.count_statuses)
+        counter.clock = reactor  # the injected clock, not the global reactor
+        counter.setServiceParent(self)
         self.problems = RecentProblems()
         self.problems.setServiceParent(self)
         _Lifecycle(self).setServiceParent(self)
@@ -266,6 +271,24 @@ class Gateway(MultiService):
             "admin API",
         )
         self.admin.setServiceParent(self)
+
+    def count_statuses(self) -> defer.Deferred[None]:
+        """Alerts in the store by status, for /metrics (on the thread pool)."""
+        from sqlalchemy import text
+
+        def query(conn: Connection) -> dict[str, int]:
+            rows = conn.execute(
+                text("SELECT status, COUNT(*) FROM alerts GROUP BY status")
+            )
+            return {str(status): int(n) for status, n in rows}
+
+        def keep(counts: dict[str, int]) -> None:
+            self.alert_statuses = counts
+
+        return defer.maybeDeferred(self._read, query).addCallbacks(
+            keep,
+            lambda f: log.warn("counting alerts failed: {e}", e=f.getErrorMessage()),
+        )
 
     def _sample(self) -> dict[str, int]:
         """The counters the status page charts."""

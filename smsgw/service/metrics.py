@@ -52,6 +52,14 @@ class GatewayCollector(Collector):
         for outcome, n in sorted(gw.dispatcher.counts.items()):
             alerts.add_metric([outcome], n)
         yield alerts
+        statuses = GaugeMetricFamily(
+            "smsgw_alerts_by_status",
+            "Alerts in the store by status (counted every 30 s)",
+            labels=["status"],
+        )
+        for status, n in sorted(gw.alert_statuses.items()):
+            statuses.add_metric([status], n)
+        yield statuses
         yield GaugeMetricFamily(
             "smsgw_dispatch_held",
             "Alerts this process holds to send (claimed, not yet recorded sent)",

@@ -116,7 +116,9 @@ def test_metrics_are_read_from_the_gateway_counters(tmp_path: Path) -> None:
     gateway = Gateway(first_run_config(tmp_path), MemoryReactorClock())
     gateway.intake.counts.update({"accepted": 3, "invalid": 1})
     gateway.dispatcher.counts["submitted"] = 2
+    gateway.alert_statuses = {"delivered": 5, "queued": 1}
     text = metrics_text(gateway).decode()
+    assert 'smsgw_alerts_by_status{status="delivered"} 5.0' in text
     assert 'smsgw_intake_requests_total{result="accepted"} 3.0' in text
     assert 'smsgw_intake_requests_total{result="invalid"} 1.0' in text
     assert 'smsgw_alerts_total{outcome="submitted"} 2.0' in text
