@@ -21,20 +21,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import orjson
 from sqlalchemy import Connection, insert, text
 
-from smsgw.alerts.money import format_amount
 from smsgw.alerts.plan import e164
-from smsgw.codec.text import measure
-from smsgw.feedback.classify import Classified, Keywords, classify
+from smsgw.feedback.classify import Keywords, classify
 from smsgw.feedback.match import Candidate, Decision, decide, match_reply
 from smsgw.feedback.mo import MoPart, assemble, group_key
-from smsgw.intake.iso4217 import MINOR_UNITS
 from smsgw.store import schema as S
-from smsgw.store.accept import new_ref
 from smsgw.store.chain import touch
-from smsgw.store.feedback_report import mask_msisdn
+from smsgw.store.reply_acts import apply_decision, queue_reply, queue_webhook
 from smsgw.store.rows import QueuedAlert
 from smsgw.store.writer import BatchOp
 
@@ -240,16 +235,18 @@ class _MoRun:
         mo_id = int(result.scalar_one())
         touch(conn, "mo", [mo_id])
         txn = _txn(conn, alert.ref) if alert else None
-        self._apply(conn, decision, alert, txn, issuer, msisdn, mo_id, now)
+        apply_decision(conn, decision, alert, txn, issuer, msisdn, mo_id, now)
         queued: tuple[QueuedAlert, ...] = ()
         if decision.reply and msisdn:
             lang = (alert.lang if alert else None) or classified.lang
             queued = (
-                self._reply(conn, decision.reply, lang, issuer, txn, msisdn, now),
+                queue_reply(
+                    self.rules, conn, decision.reply, lang, issuer, txn, msisdn, now
+                ),
             )
         webhooks = 0
         if decision.webhook and txn is not None and issuer.webhook_url:
-            _queue_webhook(
+            queue_webhook(
                 conn, issuer, txn, classified, match.how, body, msisdn, mo_id, now
             )
             webhooks = 1
@@ -283,131 +280,6 @@ class _MoRun:
             found = self.issuers.get(row.issuer) if row else None
         return found or self.rules.issuers[0]
 
-    def _apply(
-        self,
-        conn: Connection,
-        decision: Decision,
-        alert: Candidate | None,
-        txn: Any,
-        issuer: ReplyIssuer,
-        msisdn: str | None,
-        mo_id: int,
-        now: float,
-    ) -> None:
-        if decision.feedback and alert is not None:
-            touch(conn, "alert", [alert.alert_id])
-            touch(conn, "txn", [alert.ref])
-            conn.execute(
-                text("UPDATE alerts SET feedback = :f WHERE id = :id"),
-                {"f": decision.feedback, "id": alert.alert_id},
-            )
-            conn.execute(
-                text(
-                    "UPDATE transactions SET feedback = :f, feedback_at = :now, "
-                    "disputed_at = CASE WHEN :dispute AND disputed_at IS NULL "
-                    "THEN :now ELSE disputed_at END WHERE ref = :ref"
-                ),
-                {
-                    "f": decision.feedback,
-                    "now": now,
-                    "dispute": decision.dispute,
-                    "ref": alert.ref,
-                },
-            )
-        if decision.dispute and alert is not None:
-            _audit(conn, now, issuer.name, "dispute", alert.ref, f"reply {mo_id}")
-        if decision.opt_out and msisdn and decision.action == "opted_out":
-            conn.execute(
-                insert(S.opt_outs),
-                {
-                    "issuer": issuer.name,
-                    "msisdn": msisdn,
-                    "at": now,
-                    "via": "sms",
-                    "mo_id": mo_id,
-                },
-            )
-            conn.execute(
-                text(
-                    "UPDATE subscribers SET opted_out = :t, updated_at = :now "
-                    "WHERE issuer = :issuer AND msisdn = :msisdn"
-                ),
-                {"t": True, "now": now, "issuer": issuer.name, "msisdn": msisdn},
-            )
-            subject = mask_msisdn(msisdn) or ""
-            _audit(conn, now, issuer.name, "opt_out", subject, f"reply {mo_id}")
-
-    def _reply(
-        self,
-        conn: Connection,
-        kind: str,
-        lang: str | None,
-        issuer: ReplyIssuer,
-        txn: Any,
-        msisdn: str,
-        now: float,
-    ) -> QueuedAlert:
-        rules = self.rules
-        if lang is None or lang not in rules.replies:
-            lang = issuer.default_lang
-        values = {
-            "signature": issuer.signature.get(lang, ""),
-            "last4": "",
-            "amount": "",
-            "merchant": "",
-        }
-        if txn is not None:
-            exponent = MINOR_UNITS.get(txn.currency, 2)
-            values.update(
-                last4=txn.last4,
-                amount=format_amount(txn.amount, txn.currency, exponent, lang),
-                merchant=txn.merchant_name or "",
-            )
-        body = rules.replies[lang][kind].format_map(values)
-        size = measure(body)
-        alert = QueuedAlert(
-            id=f"{new_ref(now)}.r",
-            ref=txn.ref if txn is not None else "",
-            issuer=issuer.name,
-            destination=msisdn,
-            text=body,
-            priority=1,
-            source_addr=issuer.source_addr,
-            not_before=now,
-            expires_at=now + rules.ttl,
-            attempts=0,
-        )
-        touch(conn, "alert", [alert.id])
-        conn.execute(
-            insert(S.alerts),
-            {
-                "id": alert.id,
-                "ref": txn.ref if txn is not None else None,
-                "issuer": issuer.name,
-                "audience": "reply",
-                "destination": msisdn,
-                "lang": lang,
-                "text": body,
-                "encoding": size.encoding,
-                "parts": size.parts,
-                "priority": 1,
-                "source_addr": issuer.source_addr,
-                "status": S.QUEUED,
-                "carrier": None,
-                "attempts": 0,
-                "created_at": now,
-                "updated_at": now,
-                "not_before": now,
-                "expires_at": alert.expires_at,
-                "claimed_by": rules.node,
-                "claimed_until": now + rules.lease,
-                "last_error": None,
-                "reply_code": None,
-                "feedback": None,
-            },
-        )
-        return alert
-
 
 def _key(part: MoPart) -> str:
     return "|".join(str(v) for v in group_key(part))
@@ -428,83 +300,6 @@ def _exists(conn: Connection, sql: Any, **params: Any) -> bool:
 
 def _txn(conn: Connection, ref: str) -> Any:
     return conn.execute(_TXN, {"ref": ref}).first()
-
-
-def _audit(
-    conn: Connection, now: float, issuer: str, action: str, subject: str, detail: str
-) -> None:
-    conn.execute(
-        insert(S.audit),
-        {
-            "at": now,
-            "issuer": issuer,
-            "actor": "cardholder",
-            "action": action,
-            "subject": subject,
-            "detail": detail,
-        },
-    )
-
-
-def _queue_webhook(
-    conn: Connection,
-    issuer: ReplyIssuer,
-    txn: Any,
-    classified: Classified,
-    matched_by: str,
-    body: str,
-    msisdn: str | None,
-    mo_id: int,
-    now: float,
-) -> None:
-    """The issuer's fraud event: what it needs to find the transaction (the
-    card only masked), the reply, and our reference."""
-    event = {
-        "event": "not_me",
-        "issuer": issuer.name,
-        "ref": txn.ref,
-        "terminal_id": txn.terminal_id,
-        "txn_id": txn.txn_id,
-        "kind": txn.kind,
-        "result": txn.result,
-        "amount": txn.amount,
-        "currency": txn.currency,
-        "masked_pan": txn.masked_pan,
-        "last4": txn.last4,
-        "merchant_id": txn.merchant_id,
-        "merchant_name": txn.merchant_name,
-        "location": txn.location,
-        "local_time": txn.local_time,
-        "rrn": txn.rrn,
-        "stan": txn.stan,
-        "auth_code": txn.auth_code,
-        "reply": {
-            "id": mo_id,
-            "from": msisdn,
-            "text": body,
-            "received_at": now,
-            "matched_by": matched_by,
-            "code": classified.code,
-        },
-    }
-    conn.execute(
-        insert(S.webhooks),
-        {
-            "issuer": issuer.name,
-            "event": "not_me",
-            "ref": txn.ref,
-            "mo_id": mo_id,
-            "url": issuer.webhook_url,
-            "body": orjson.dumps(event, option=orjson.OPT_SORT_KEYS),
-            "status": "pending",
-            "attempts": 0,
-            "created_at": now,
-            "next_at": now,
-            "claimed_by": None,
-            "claimed_until": None,
-            "last_error": None,
-        },
-    )
 
 
 class _ExpireRun:
