@@ -185,6 +185,18 @@ def _wanted(
     return sub.min_amount is None or Decimal(txn.amount) >= sub.min_amount
 
 
+def cardholder_number(
+    txn: Txn, may_supply_msisdn: bool, subscriber: Subscriber | None
+) -> str | None:
+    """The cardholder's number in E.164: the one the terminal sent when it may
+    supply one, else the subscriber's; None when neither is a possible number."""
+    if txn.msisdn and may_supply_msisdn:
+        holder: str | None = txn.msisdn
+    else:
+        holder = subscriber.msisdn if subscriber else None
+    return e164(holder) if holder else None
+
+
 def plan_alerts(
     txn: Txn,
     *,
@@ -205,13 +217,11 @@ def plan_alerts(
     """
     plans: list[AlertPlan] = []
     name = txn.merchant_name or (merchant.name if merchant else "")
-    if txn.result == "declined" and not issuer.alert_declined:
-        holder = None
-    elif txn.msisdn and may_supply_msisdn:
-        holder = txn.msisdn
-    else:
-        holder = subscriber.msisdn if subscriber else None
-    destination = e164(holder) if holder else None
+    destination = (
+        None
+        if txn.result == "declined" and not issuer.alert_declined
+        else cardholder_number(txn, may_supply_msisdn, subscriber)
+    )
     number_out = bool(destination and opted_out and opted_out(destination))
     if destination and _wanted(txn, subscriber, number_out, issuer):
         lang = _lang(

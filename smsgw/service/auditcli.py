@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import TextIO
 
 from smsgw.service.config import ConfigError, load_config
@@ -19,32 +18,25 @@ from smsgw.service.config import ConfigError, load_config
 __all__ = ["add_audit_commands", "audit_export", "audit_verify"]
 
 
-def _public_keys(keys_dir: Path) -> dict[str, str]:
-    """Key id -> public key (hex) of every audit key in ``keys_dir``."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    from smsgw.store.chain import AuditSigner
-
-    keys: dict[str, str] = {}
-    for path in sorted(keys_dir.glob("audit-k*.key")):
-        seed = bytes.fromhex(path.read_text().strip())
-        key_id = path.name.removeprefix("audit-").removesuffix(".key")
-        signer = AuditSigner(key_id, Ed25519PrivateKey.from_private_bytes(seed))
-        keys[key_id] = signer.public_hex()
-    return keys
-
-
-def _engine(
+def _open(
     ns: argparse.Namespace, err: TextIO, prog: str
-) -> tuple[object, Path] | None:
+) -> tuple[object, dict[str, str]] | None:
+    """The database engine and the audit public keys by id; None (the reason
+    written to ``err``) for an invalid config or an unusable key file."""
+    from smsgw.store.chain import audit_public_keys
     from smsgw.store.db import make_engine
+    from smsgw.store.keys import KeyFileError
 
     try:
         cfg = load_config(ns.config)
+        public_keys = audit_public_keys(cfg.keys_dir)
     except ConfigError as e:
         err.write(f"{prog}: invalid config {ns.config}:\n{e}\n")
         return None
-    return make_engine(cfg.database.url, hide_parameters=True), cfg.keys_dir
+    except KeyFileError as e:
+        err.write(f"{prog}: {e}\n")
+        return None
+    return make_engine(cfg.database.url, hide_parameters=True), public_keys
 
 
 def audit_verify(
@@ -57,12 +49,12 @@ def audit_verify(
 
     from smsgw.store.chain import verify
 
-    found = _engine(ns, err, "smsgw audit verify")
+    found = _open(ns, err, "smsgw audit verify")
     if found is None:
         return 2
-    engine, keys_dir = found
+    engine, public_keys = found
     with engine.connect() as conn:  # type: ignore[attr-defined]
-        problems = verify(conn, _public_keys(keys_dir))
+        problems = verify(conn, public_keys)
         entries = conn.execute(text("SELECT COUNT(*) FROM audit_chain")).scalar_one()
     if problems:
         for problem in problems:
@@ -81,10 +73,10 @@ def audit_export(
     err = sys.stderr if err is None else err
     from sqlalchemy import text
 
-    found = _engine(ns, err, "smsgw audit export")
+    found = _open(ns, err, "smsgw audit export")
     if found is None:
         return 2
-    engine, keys_dir = found
+    engine, public_keys = found
     with engine.connect() as conn:  # type: ignore[attr-defined]
         head = conn.execute(
             text("SELECT * FROM audit_heads ORDER BY seq DESC LIMIT 1")
@@ -92,7 +84,6 @@ def audit_export(
     if head is None:
         err.write("smsgw audit export: nothing chained yet\n")
         return 1
-    keys = _public_keys(keys_dir)
     out.write(
         json.dumps(
             {
@@ -100,7 +91,7 @@ def audit_export(
                 "hash": head.hash,
                 "key_id": head.key_id,
                 "signature": head.signature,
-                "public_key": keys.get(head.key_id),
+                "public_key": public_keys.get(head.key_id),
                 "at": head.at,
             }
         )

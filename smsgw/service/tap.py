@@ -56,6 +56,7 @@ def preflight(cfg: Config) -> str | None:
     from sqlalchemy.exc import SQLAlchemyError
 
     from smsgw.service.config import mask_url
+    from smsgw.store.chain import load_audit_signer
     from smsgw.store.db import SchemaError, check_schema, make_engine
     from smsgw.store.keys import KeyFileError, load_card_hasher
 
@@ -66,6 +67,7 @@ def preflight(cfg: Config) -> str | None:
         finally:
             engine.dispose()
         load_card_hasher(cfg.keys_dir)
+        load_audit_signer(cfg.keys_dir)
         if cfg.intake.client_ca is not None:
             from twisted.internet import reactor as _reactor
 

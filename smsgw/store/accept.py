@@ -19,7 +19,13 @@ from typing import Any, NamedTuple
 import orjson
 from sqlalchemy import Connection
 
-from smsgw.alerts.plan import AlertPlan, Merchant, Subscriber, e164, plan_alerts
+from smsgw.alerts.plan import (
+    AlertPlan,
+    Merchant,
+    Subscriber,
+    cardholder_number,
+    plan_alerts,
+)
 from smsgw.intake.decide import AcceptResult
 from smsgw.intake.validate import Txn
 from smsgw.service.config_alerts import IssuerConfig
@@ -153,6 +159,19 @@ _CODES_IN_USE = (
 )
 
 
+def _subscriber(
+    issuer: str,
+    txn: Txn,
+    by_token: Mapping[tuple[str, str], Subscriber],
+    by_hash: Mapping[tuple[str, str], Subscriber],
+) -> Subscriber | None:
+    """The card's subscriber: by card token first, then by card hash."""
+    sub = by_token.get((issuer, txn.card_token)) if txn.card_token else None
+    if sub is None and txn.card_hash:
+        sub = by_hash.get((issuer, txn.card_hash))
+    return sub
+
+
 def _opted_out(
     conn: Connection,
     items: Iterable[AcceptItem],
@@ -162,14 +181,9 @@ def _opted_out(
     """(issuer, number) of the batch's cardholder numbers that replied STOP."""
     pairs: set[tuple[str, str]] = set()
     for i in items:
-        issuer, txn = _name(i), i.txn
-        number = txn.msisdn if txn.msisdn and i.may_supply_msisdn else None
-        if number is None:
-            sub = by_token.get((issuer, txn.card_token or "")) or by_hash.get(
-                (issuer, txn.card_hash or "")
-            )
-            number = sub.msisdn if sub else None
-        found = e164(number) if number else None
+        issuer = _name(i)
+        sub = _subscriber(issuer, i.txn, by_token, by_hash)
+        found = cardholder_number(i.txn, i.may_supply_msisdn, sub)
         if found:
             pairs.add((issuer, found))
     return {
@@ -283,11 +297,7 @@ class _AcceptRun:
                     )
                 continue
             issuer = _name(item)
-            sub = None
-            if txn.card_token:
-                sub = by_token.get((issuer, txn.card_token))
-            if sub is None and txn.card_hash:
-                sub = by_hash.get((issuer, txn.card_hash))
+            sub = _subscriber(issuer, txn, by_token, by_hash)
             plans = plan_alerts(
                 txn,
                 terminal_id=item.terminal_id,

@@ -18,8 +18,6 @@ for the length of the sealing transaction); SQLite has one writer anyway.
 from __future__ import annotations
 
 import hashlib
-import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,14 +31,21 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import Connection, text
 
+from smsgw.store.keys import key_files, newest_key, read_key
 from smsgw.store.query import driver_sql
 
-__all__ = ["AuditSigner", "load_audit_signer", "seal", "touch", "verify"]
+__all__ = [
+    "AuditSigner",
+    "audit_public_keys",
+    "load_audit_signer",
+    "seal",
+    "touch",
+    "verify",
+]
 
 GENESIS = "0" * 64
 _INFO = "smsgw_chain"
 _LOCK = 0x736D7367  # "smsg": the advisory lock id on PostgreSQL
-_KEY_FILE = re.compile(r"audit-(k[1-9][0-9]*)\.key")
 
 # Per kind: the query for current states (by primary key) and its key column.
 _STATE = {
@@ -112,23 +117,20 @@ class AuditSigner:
 
 
 def load_audit_signer(keys_dir: Path) -> AuditSigner:
-    """The newest ``audit-kN.key`` in ``keys_dir`` (32-byte seed as hex, 0600),
-    generated when there is none."""
-    found = sorted(
-        (int(m.group(1)[1:]), m.group(1), p)
-        for p in (keys_dir.iterdir() if keys_dir.is_dir() else ())
-        if (m := _KEY_FILE.fullmatch(p.name))
-    )
-    if not found:
-        keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = keys_dir / "audit-k1.key"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(os.urandom(32).hex() + "\n")
-        found = [(1, "k1", path)]
-    _, key_id, path = found[-1]
-    seed = bytes.fromhex(path.read_text().strip())
+    """The newest ``audit-kN.key`` in ``keys_dir`` (32-byte Ed25519 seed as hex,
+    0600), generated when there is none."""
+    key_id, seed = newest_key(keys_dir, "audit")
     return AuditSigner(key_id, Ed25519PrivateKey.from_private_bytes(seed))
+
+
+def audit_public_keys(keys_dir: Path) -> dict[str, str]:
+    """Key id -> public key (hex) of every audit key in ``keys_dir``."""
+    return {
+        key_id: AuditSigner(
+            key_id, Ed25519PrivateKey.from_private_bytes(read_key(path))
+        ).public_hex()
+        for key_id, path in key_files(keys_dir, "audit")
+    }
 
 
 def seal(conn: Connection, signer: AuditSigner, now: float) -> int:

@@ -22,9 +22,14 @@ from pathlib import Path
 
 from typing_extensions import override
 
-__all__ = ["CardHasher", "KeyFileError", "load_card_hasher"]
-
-_KEY_FILE = re.compile(r"card-hash-(k[0-9]+)\.key")
+__all__ = [
+    "CardHasher",
+    "KeyFileError",
+    "key_files",
+    "load_card_hasher",
+    "newest_key",
+    "read_key",
+]
 
 
 class KeyFileError(RuntimeError):
@@ -71,30 +76,50 @@ def _check_private(path: Path) -> None:
         )
 
 
+def key_files(keys_dir: Path, name: str) -> list[tuple[str, Path]]:
+    """Every ``<name>-kN.key`` in ``keys_dir`` as (key id, path), oldest first."""
+    pattern = re.compile(re.escape(name) + r"-(k([0-9]+))\.key")
+    found: list[tuple[int, str, Path]] = []
+    if keys_dir.is_dir():
+        for path in keys_dir.iterdir():
+            m = pattern.fullmatch(path.name)
+            if m:
+                found.append((int(m.group(2)), m.group(1), path))
+    return [(key_id, path) for _, key_id, path in sorted(found)]
+
+
+def read_key(path: Path) -> bytes:
+    """The 32 bytes in key file ``path``; KeyFileError when it is malformed or
+    readable by others."""
+    _check_private(path)
+    text = path.read_text(encoding="ascii", errors="replace").strip()
+    if not re.fullmatch(r"[0-9a-f]{64}", text):
+        raise KeyFileError(f"{path}: must hold 32 bytes as 64 lowercase hex digits")
+    return bytes.fromhex(text)
+
+
+def newest_key(keys_dir: Path, name: str, *, create: bool = True) -> tuple[str, bytes]:
+    """(key id, key) of the newest ``<name>-kN.key`` in ``keys_dir``; when there
+    is none, ``<name>-k1.key`` is generated (32 random bytes, mode 0600, in a
+    0700 folder), or KeyFileError raised if ``create`` is false."""
+    found = key_files(keys_dir, name)
+    if not found:
+        if not create:
+            raise KeyFileError(f"{keys_dir}: no {name} key ({name}-k1.key)")
+        keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = keys_dir / f"{name}-k1.key"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32) + "\n")
+        found = [("k1", path)]
+    key_id, path = found[-1]
+    return key_id, read_key(path)
+
+
 def load_card_hasher(keys_dir: Path, *, create: bool = True) -> CardHasher:
     """The newest card-hash key in ``keys_dir``, generated when there is none.
 
     Raises KeyFileError when the folder holds no key and ``create`` is false, or a
     key file is malformed or readable by others.
     """
-    found: list[tuple[int, str, Path]] = []
-    if keys_dir.is_dir():
-        for path in keys_dir.iterdir():
-            m = _KEY_FILE.fullmatch(path.name)
-            if m:
-                found.append((int(m.group(1)[1:]), m.group(1), path))
-    if not found:
-        if not create:
-            raise KeyFileError(f"{keys_dir}: no card-hash key (card-hash-k1.key)")
-        keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = keys_dir / "card-hash-k1.key"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32) + "\n")
-        found.append((1, "k1", path))
-    _, key_id, path = max(found)
-    _check_private(path)
-    text = path.read_text(encoding="ascii", errors="replace").strip()
-    if not re.fullmatch(r"[0-9a-f]{64}", text):
-        raise KeyFileError(f"{path}: must hold 32 bytes as 64 lowercase hex digits")
-    return CardHasher(key_id, bytes.fromhex(text))
+    return CardHasher(*newest_key(keys_dir, "card-hash", create=create))

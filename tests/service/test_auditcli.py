@@ -54,3 +54,22 @@ def test_verify_and_export(tmp_path: Path) -> None:
     assert audit_verify(ns, out, err) == 1
     assert f"alert {alert}: altered since chain entry" in out.getvalue()
     assert audit_verify(Namespace(config=str(tmp_path / "nope.yaml")), out, err) == 2
+
+
+def test_refuses_a_key_file_others_can_read(tmp_path: Path) -> None:
+    """An audit key readable by group or others stops verify and export (exit 2,
+    naming the file and the chmod), as it stops the gateway's start."""
+    config = tmp_path / "smsgw.yaml"
+    data = yaml.safe_load(Path("conf/smsgw.yaml").read_text())
+    data["database"]["url"] = f"sqlite:///{tmp_path / 'smsgw.db'}"
+    data["keys_dir"] = str(tmp_path / "keys")
+    config.write_text(yaml.safe_dump(data, allow_unicode=True))
+    load_audit_signer(tmp_path / "keys")
+    key = tmp_path / "keys" / "audit-k1.key"
+    key.chmod(0o640)
+    ns = Namespace(config=str(config))
+    for command in (audit_verify, audit_export):
+        out, err = io.StringIO(), io.StringIO()
+        assert command(ns, out, err) == 2
+        assert f"{key}: readable by group or others (mode 640)" in err.getvalue()
+        assert out.getvalue() == ""

@@ -70,8 +70,8 @@ def test_card_hash_key_is_generated_private_on_first_start(tmp_path: Path) -> No
 
 
 def test_preflight_names_what_stops_the_start(tmp_path: Path) -> None:
-    """twistd's option check reports the missing schema or a loose key file in one
-    line, and nothing once both are right."""
+    """twistd's option check reports the missing schema or a loose key file (card
+    hash or audit) in one line, and nothing once both are right."""
     from smsgw.service.tap import preflight
 
     cfg = first_run_config(tmp_path, migrate=False)
@@ -82,6 +82,11 @@ def test_preflight_names_what_stops_the_start(tmp_path: Path) -> None:
     key.chmod(0o644)
     assert "readable by group or others" in (preflight(cfg) or "")
     key.chmod(0o600)
+    audit_key = tmp_path / "keys" / "audit-k1.key"
+    audit_key.chmod(0o604)
+    assert f"{audit_key}: readable by group or others" in (preflight(cfg) or "")
+    audit_key.chmod(0o600)
+    assert preflight(cfg) is None
     bad = dataclasses.replace(
         cfg, database=DatabaseConfig(url="postgresql+psycopg://nobody@127.0.0.1:1/x")
     )
