@@ -7,6 +7,9 @@
     smsgw pos [options]              send signed transactions (one, or a load)
     smsgw subscribers|merchants ...  registries: add, remove, list, import, export
     smsgw terminals list             terminals from the configuration (no keys)
+    smsgw feedback ...               replies: show, report, unmatched, opt-out/in
+    smsgw audit verify|export        the signed audit chain
+    smsgw keys new|status|reencrypt  key rotation (numbers re-sealed online)
 
 Every command takes ``--help``; errors name what is wrong and exit non-zero.
 """
@@ -21,6 +24,7 @@ from smsgw.pos.cli import add_pos_arguments
 from smsgw.service.auditcli import add_audit_commands
 from smsgw.service.dbcli import add_db_commands
 from smsgw.service.feedback_cli import add_feedback_commands
+from smsgw.service.keyscli import add_keys_commands
 from smsgw.service.registry_cli import add_registry_commands
 from smsgw.service.testcerts import add_test_certs_command
 from smsgw.smsc.settings import add_smsc_arguments
@@ -123,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_feedback_commands(sub)
     add_test_certs_command(sub)
     add_audit_commands(sub)
+    add_keys_commands(sub)
     return parser
 
 

@@ -216,6 +216,8 @@ def _intake_target() -> Callable[[bytes, random.Random], None]:
             return defer.succeed(AcceptResult("accepted", "R1", 1))
 
     class Hasher:
+        rotating = False
+
         def card_hash(self, pan: str) -> str:
             return "k1:" + str(len(pan))
 

@@ -21,6 +21,7 @@ COMMANDS = [
     ["feedback", "show"], ["feedback", "report"], ["feedback", "unmatched"],
     ["feedback", "opt-out"], ["feedback", "opt-in"],
     ["audit", "verify"], ["audit", "export"], ["test-certs"],
+    ["keys", "new"], ["keys", "status"], ["keys", "reencrypt"],
 ]  # fmt: skip
 
 
@@ -42,6 +43,9 @@ def test_help(command: list[str]) -> None:
         ["terminals", "list"],
         ["feedback", "report"],
         ["audit", "verify"],
+        ["keys", "new", "msisdn"],
+        ["keys", "status"],
+        ["keys", "reencrypt"],
         ["send-test", "--to", "+8613800138000"],
     ],
     ids=" ".join,

@@ -60,8 +60,12 @@ __all__ = [
 class WebhookStore(Protocol):
     """Where pending webhooks live (the database in production)."""
 
-    def due(self, now: float, limit: int) -> defer.Deferred[list[PendingWebhook]]:
-        """Claim and return up to ``limit`` webhooks due at ``now``."""
+    def due(
+        self, now: float, limit: int, held: frozenset[int]
+    ) -> defer.Deferred[list[PendingWebhook]]:
+        """Claim and return up to ``limit`` webhooks due at ``now``, never one
+        of ``held`` (this worker's, claimed and not finished: posting one of
+        them again would send the event twice)."""
         ...
 
     def record(self, attempt: WebhookAttempt) -> defer.Deferred[None]:
@@ -172,6 +176,7 @@ class WebhookWorker:
         self._again = False  # check once more when the current check ends
         self._more = False  # the store may hold more due work than we took
         self._waiting: deque[PendingWebhook] = deque()  # claimed, not started
+        self._held: set[int] = set()  # ids claimed and not finished
         self._posts: set[int] = set()  # tokens of webhooks being posted/recorded
         self._tokens = itertools.count()
         self._idle: list[defer.Deferred[None]] = []
@@ -198,6 +203,7 @@ class WebhookWorker:
             self._poll.stop()
         self._poll = None
         self._left_unsent(len(self._waiting))
+        self._held.difference_update(w.id for w in self._waiting)
         self._waiting.clear()
         d: defer.Deferred[None] = defer.Deferred()
         self._idle.append(d)
@@ -227,7 +233,9 @@ class WebhookWorker:
                     self._more = True
                     break
                 self._fetching = True
-                d = defer.maybeDeferred(self.store.due, self.clock.seconds(), free)
+                d = defer.maybeDeferred(
+                    self.store.due, self.clock.seconds(), free, frozenset(self._held)
+                )
                 d.addCallbacks(self._fetched, self._fetch_failed, callbackArgs=(free,))
                 d.addBoth(self._fetch_done)
         finally:
@@ -239,6 +247,7 @@ class WebhookWorker:
             self._left_unsent(len(webhooks))
             return
         self._waiting.extend(webhooks)
+        self._held.update(w.id for w in webhooks)
         self._fill()
 
     def _fill(self) -> None:
@@ -281,7 +290,7 @@ class WebhookWorker:
         self._posts.add(token)
         d = self._attempt(webhook)
         d.addCallback(self._record, webhook)
-        d.addBoth(self._finished, token)
+        d.addBoth(self._finished, token, webhook.id)
 
     def _attempt(self, webhook: PendingWebhook) -> defer.Deferred[WebhookAttempt]:
         """POST the webhook once; fires with the attempt (never fails)."""
@@ -381,8 +390,9 @@ class WebhookWorker:
 
         return defer.maybeDeferred(self.store.record, attempt).addErrback(failed)
 
-    def _finished(self, result: Failure | None, token: int) -> None:
+    def _finished(self, result: Failure | None, token: int, webhook_id: int) -> None:
         self._posts.discard(token)
+        self._held.discard(webhook_id)
         if isinstance(result, Failure):  # a bug here, not a post or store error
             self.log.failure("webhook worker error", result)
         if self._running:

@@ -85,6 +85,19 @@ class Hasher(Protocol):
         """Return a keyed digest of ``data`` (the request's canonical content)."""
         ...
 
+    #: True while older keys are live (a rotation): then the two methods
+    #: below give the same values under each older key.
+    rotating: bool
+
+    def old_card_hashes(self, pan: str) -> tuple[str, ...]:
+        """The PAN's hash under each older key (look-ups of earlier rows)."""
+        ...
+
+    def old_digests(self, data: bytes) -> tuple[bytes, ...]:
+        """The content's digest under each older key (retries of earlier
+        requests)."""
+        ...
+
 
 @dataclass(slots=True)  # not frozen: building a frozen one costs ~3 µs more
 class Txn:
@@ -118,6 +131,10 @@ class Txn:
     orig_txn_id: str | None
     issuer: str | None
     content_digest: bytes
+    # During a card-hash key rotation: the card hash and content digest
+    # under each older key (earlier subscribers and requests are found).
+    old_card_hashes: tuple[str, ...] = ()
+    old_digests: tuple[bytes, ...] = ()
 
     @override
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
@@ -437,6 +454,13 @@ def validate_txn(body: dict[str, Any], hasher: Hasher) -> Txn:
         else None
     )
 
+    content = content_bytes(body)
+    old_hashes: tuple[str, ...] = ()
+    old_digests: tuple[bytes, ...] = ()
+    if hasher.rotating:
+        old_digests = hasher.old_digests(content)
+        if pan is not None:
+            old_hashes = hasher.old_card_hashes(pan)
     if pan is not None:
         card_hash: str | None = hasher.card_hash(pan)
         masked_pan: str | None = mask_pan(pan)
@@ -471,7 +495,9 @@ def validate_txn(body: dict[str, Any], hasher: Hasher) -> Txn:
         auth_code,
         orig_txn_id,
         issuer,
-        hasher.digest(content_bytes(body)),
+        hasher.digest(content),
+        old_hashes,
+        old_digests,
     )
 
 

@@ -16,16 +16,27 @@ if TYPE_CHECKING:
     from smsgw.store.backup import BackupInfo
 
 
-def _engine(ns: argparse.Namespace, err: TextIO) -> Engine | None:
+def _engine(
+    ns: argparse.Namespace, err: TextIO, *, keys: bool = False
+) -> Engine | None:
+    """The configured database's engine (None after writing why not);
+    ``keys``: with the msisdn keys (generated on first use), for migrations
+    that seal the numbers already stored."""
     from smsgw.store.db import make_engine
+    from smsgw.store.keys import KeyFileError
+    from smsgw.store.pii import load_vault
 
     try:
         cfg = load_config(ns.config)
+        vault = load_vault(cfg.keys_dir) if keys else None
     except ConfigError as e:
         err.write(f"smsgw db: invalid config {ns.config}:\n{e}\n")
         return None
+    except (KeyFileError, OSError) as e:
+        err.write(f"smsgw db: keys_dir: {e}\n")
+        return None
     ns.url_shown = mask_url(cfg.database.url)
-    return make_engine(cfg.database.url, hide_parameters=True)
+    return make_engine(cfg.database.url, hide_parameters=True, vault=vault)
 
 
 def db_upgrade(
@@ -36,7 +47,7 @@ def db_upgrade(
     err = sys.stderr if err is None else err
     from smsgw.store.db import upgrade
 
-    engine = _engine(ns, err)
+    engine = _engine(ns, err, keys=True)
     if engine is None:
         return 2
     try:

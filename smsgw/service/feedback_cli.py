@@ -11,8 +11,10 @@
         --msisdn N [--issuer NAME]     sent again; audited
 
 ``--json`` writes JSON (lines) instead of a table. Phone numbers are shown
-masked. Exit status: 0 done; 1 no such transaction or a database failure;
-2 bad input (arguments, configuration, a schema that is not current).
+masked (the store keeps them sealed: the msisdn keys in ``keys_dir`` open
+them). Exit status: 0 done; 1 no such transaction or a database failure;
+2 bad input (arguments, configuration, a schema that is not current, a
+stored number that the keys in ``keys_dir`` do not open).
 """
 
 from __future__ import annotations
@@ -233,7 +235,7 @@ def feedback_opt(run: Run, ns: argparse.Namespace) -> int:
 def add_feedback_commands(
     sub: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> None:
-    """Register ``smsgw feedback show|report|unmatched``."""
+    """Register ``smsgw feedback show|report|unmatched|opt-out|opt-in``."""
     p = sub.add_parser(
         "feedback", help="cardholders' replies: per transaction, reports"
     )

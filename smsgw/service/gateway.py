@@ -47,6 +47,7 @@ from smsgw.store.chain import load_audit_signer
 from smsgw.store.db import check_schema, make_engine
 from smsgw.store.delivery import receipt_op
 from smsgw.store.keys import load_card_hasher
+from smsgw.store.pii import load_vault
 from smsgw.store.procwriter import StoreProcessWriter, spawn_store_process
 from smsgw.store.rows import QueuedAlert, ReceiptRecord
 from smsgw.store.writer import DbWriter, Writer
@@ -149,7 +150,10 @@ class Gateway(MultiService):
         super().__init__()
         self.cfg = cfg
         self.reactor = reactor
-        self.engine = make_engine(cfg.database.url, hide_parameters=True)
+        self.vault = load_vault(cfg.keys_dir)  # generated on first start
+        self.engine = make_engine(
+            cfg.database.url, hide_parameters=True, vault=self.vault
+        )
         if check:
             check_schema(self.engine)
         self.hasher = load_card_hasher(cfg.keys_dir)

@@ -5,14 +5,17 @@
     smsgw terminals list
 
 Subscribers and merchants live in the database (smsgw.store.registry); every
-change is audited with actor ``cli``. Terminals come only from the
+change is audited with actor ``cli``. Their numbers are sealed there under
+the msisdn keys in ``keys_dir`` (smsgw.store.pii), which the commands that
+open the database load first (generating them when there are none, as the
+gateway does on first start). Terminals come only from the
 configuration and key files, so ``terminals list`` reads the configuration and
 never shows key material. ``add`` inserts or replaces the whole record:
 options not given take their defaults.
 
 Exit status: 0 done; 1 the database failed, or the record to remove does not
-exist; 2 bad input (arguments, CSV rows, configuration, key files, a schema
-that is not current).
+exist; 2 bad input (arguments, CSV rows, configuration, key files or a stored
+number they do not open, a schema that is not current).
 
 The actions are in smsgw.service.registry_cli_handlers, their shared run
 context and output in smsgw.service.registry_cli_common.
@@ -70,6 +73,7 @@ def run_registry(
 
     from smsgw.store.db import SchemaError, check_schema, make_engine
     from smsgw.store.keys import KeyFileError
+    from smsgw.store.pii import PiiError, load_vault
     from smsgw.store.registry_checks import RegistryError
     from smsgw.store.registry_csv import CsvImportError
 
@@ -85,7 +89,11 @@ def run_registry(
     engine = None
     try:
         if ns.needs_db:
-            engine = make_engine(cfg.database.url, hide_parameters=True)
+            try:
+                keys = load_vault(cfg.keys_dir)
+            except OSError as exc:
+                raise BadInput(f"keys_dir {cfg.keys_dir}: {exc}") from None
+            engine = make_engine(cfg.database.url, hide_parameters=True, vault=keys)
             check_schema(engine)
         handler: Handler = ns.handler
         return handler(Run(cfg, engine, out, err, inp, clock), ns)
@@ -98,6 +106,12 @@ def run_registry(
         return 2
     except (RegistryError, SchemaError, KeyFileError, BadInput) as exc:
         err.write(f"{prog}: {exc}\n")
+        return 2
+    except PiiError as exc:
+        err.write(
+            f"{prog}: {exc}: check that keys_dir {cfg.keys_dir} holds the "
+            "gateway's msisdn keys\n"
+        )
         return 2
     except SQLAlchemyError as exc:
         lines = str(exc).splitlines()

@@ -46,7 +46,8 @@ class BadInput(Exception):
 
 @dataclass
 class Run:
-    """What a command works with: config, engine, streams and clock."""
+    """What a command works with: config, engine (its connections carry the
+    msisdn keys, smsgw.store.pii), streams and clock."""
 
     cfg: Config
     engine: Engine | None

@@ -108,9 +108,11 @@ class _WebhookStore:
         self.node = node
         self.lease = lease
 
-    def due(self, now: float, limit: int) -> defer.Deferred[list[PendingWebhook]]:
+    def due(
+        self, now: float, limit: int, held: frozenset[int]
+    ) -> defer.Deferred[list[PendingWebhook]]:
         return self.writer.submit(
-            claim_webhooks_op, ClaimWebhooks(self.node, now, self.lease, limit)
+            claim_webhooks_op, ClaimWebhooks(self.node, now, self.lease, limit, held)
         )
 
     def record(self, attempt: WebhookAttempt) -> defer.Deferred[None]:

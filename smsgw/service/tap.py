@@ -59,6 +59,7 @@ def preflight(cfg: Config) -> str | None:
     from smsgw.store.chain import load_audit_signer
     from smsgw.store.db import SchemaError, check_schema, make_engine
     from smsgw.store.keys import KeyFileError, load_card_hasher
+    from smsgw.store.pii import load_vault
 
     try:
         engine = make_engine(cfg.database.url, hide_parameters=True)
@@ -68,6 +69,7 @@ def preflight(cfg: Config) -> str | None:
             engine.dispose()
         load_card_hasher(cfg.keys_dir)
         load_audit_signer(cfg.keys_dir)
+        load_vault(cfg.keys_dir)
         if cfg.intake.client_ca is not None:
             from twisted.internet import reactor as _reactor
 

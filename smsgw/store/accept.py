@@ -31,6 +31,7 @@ from smsgw.intake.validate import Txn
 from smsgw.service.config_alerts import IssuerConfig
 from smsgw.store import schema as S
 from smsgw.store.chain import touch
+from smsgw.store.pii import NOTIFY, Vault, vault
 from smsgw.store.query import driver_sql, insert_rows, select_pairs
 from smsgw.store.rows import QueuedAlert
 from smsgw.store.writer import BatchOp
@@ -81,11 +82,11 @@ def _time(value: str | None) -> dt.time | None:
     return dt.time.fromisoformat(value) if value else None
 
 
-def subscriber_from_row(row: Any) -> Subscriber:
-    """A registry row as the planner's Subscriber."""
+def subscriber_from_row(row: Any, v: Vault) -> Subscriber:
+    """A registry row as the planner's Subscriber (its number opened)."""
     return Subscriber(
         issuer=row.issuer,
-        msisdn=row.msisdn,
+        msisdn=v.open(row.msisdn),
         lang=row.lang,
         min_amount=Decimal(row.min_amount) if row.min_amount else None,
         kinds=frozenset(row.kinds.split()) if row.kinds else None,
@@ -96,13 +97,13 @@ def subscriber_from_row(row: Any) -> Subscriber:
     )
 
 
-def merchant_from_row(row: Any) -> Merchant:
-    """A registry row as the planner's Merchant."""
+def merchant_from_row(row: Any, v: Vault) -> Merchant:
+    """A registry row as the planner's Merchant (its numbers opened)."""
     return Merchant(
         issuer=row.issuer,
         merchant_id=row.merchant_id,
         name=row.name,
-        notify=tuple(row.notify.split()),
+        notify=tuple(v.open(row.notify, NOTIFY).split()) if row.notify else (),
         lang=row.lang,
         templates=orjson.loads(row.templates) if row.templates else None,
     )
@@ -133,10 +134,14 @@ def _subscribers(
     conn: Connection, items: Iterable[AcceptItem]
 ) -> tuple[dict[tuple[str, str], Subscriber], dict[tuple[str, str], Subscriber]]:
     found: dict[str, dict[tuple[str, str], Subscriber]] = {}
+    v = vault(conn)
     for key in ("card_token", "card_hash"):
         pairs = {(_name(i), getattr(i.txn, key)) for i in items if getattr(i.txn, key)}
+        if key == "card_hash":
+            # cards enrolled before a card-hash key rotation
+            pairs.update((_name(i), h) for i in items for h in i.txn.old_card_hashes)
         found[key] = {
-            (row[0], row[1]): subscriber_from_row(row)
+            (row[0], row[1]): subscriber_from_row(row, v)
             for row in select_pairs(conn, _SUBSCRIBERS_BY[key], "issuer", key, pairs)
         }
     return found["card_token"], found["card_hash"]
@@ -146,16 +151,17 @@ def _merchants(
     conn: Connection, items: Iterable[AcceptItem]
 ) -> dict[tuple[str, str], Merchant]:
     keys = {(_name(i), i.txn.merchant_id) for i in items}
+    v = vault(conn)
     return {
-        (row[0], row[1]): merchant_from_row(row)
+        (row[0], row[1]): merchant_from_row(row, v)
         for row in select_pairs(conn, _MERCHANTS, "issuer", "merchant_id", keys)
     }
 
 
-_OPT_OUTS = "SELECT issuer, msisdn FROM opt_outs WHERE {where}"
+_OPT_OUTS = "SELECT issuer, msisdn_index FROM opt_outs WHERE {where}"
 _CODES_IN_USE = (
-    "SELECT reply_code FROM alerts WHERE destination = ? AND created_at >= ? "
-    "AND reply_code IS NOT NULL AND feedback IS NULL"
+    "SELECT reply_code FROM alerts WHERE dest_index IN ({indexes}) "
+    "AND created_at >= ? AND reply_code IS NOT NULL AND feedback IS NULL"
 )
 
 
@@ -169,6 +175,10 @@ def _subscriber(
     sub = by_token.get((issuer, txn.card_token)) if txn.card_token else None
     if sub is None and txn.card_hash:
         sub = by_hash.get((issuer, txn.card_hash))
+        for old in txn.old_card_hashes:
+            if sub is not None:
+                break
+            sub = by_hash.get((issuer, old))
     return sub
 
 
@@ -178,17 +188,20 @@ def _opted_out(
     by_token: Mapping[tuple[str, str], Subscriber],
     by_hash: Mapping[tuple[str, str], Subscriber],
 ) -> set[tuple[str, str]]:
-    """(issuer, number) of the batch's cardholder numbers that replied STOP."""
-    pairs: set[tuple[str, str]] = set()
+    """(issuer, number) of the batch's cardholder numbers that replied STOP
+    (looked up by their blind index under every live index key)."""
+    v = vault(conn)
+    numbers: dict[tuple[str, str], str] = {}
     for i in items:
         issuer = _name(i)
         sub = _subscriber(issuer, i.txn, by_token, by_hash)
         found = cardholder_number(i.txn, i.may_supply_msisdn, sub)
         if found:
-            pairs.add((issuer, found))
+            for index in v.indexes(found):
+                numbers[(issuer, index)] = found
     return {
-        (row[0], row[1])
-        for row in select_pairs(conn, _OPT_OUTS, "issuer", "msisdn", pairs)
+        (row[0], numbers[(row[0], row[1])])
+        for row in select_pairs(conn, _OPT_OUTS, "issuer", "msisdn_index", numbers)
     }
 
 
@@ -209,14 +222,18 @@ class _ReplyCodes:
         self.conn = conn
         self.since = since
         self.used: dict[str, set[str]] = {}
+        self.vault = vault(conn)
 
     def __call__(self, destination: str) -> str:
         used = self.used.get(destination)
         if used is None:
-            sql = driver_sql(self.conn, _CODES_IN_USE)
+            indexes = self.vault.indexes(destination)
+            sql = driver_sql(
+                self.conn, _CODES_IN_USE.format(indexes=", ".join("?" * len(indexes)))
+            )
             cursor = self.conn.connection.cursor()
             try:
-                cursor.execute(sql, (destination, self.since))
+                cursor.execute(sql, (*indexes, self.since))
                 used = self.used[destination] = {row[0] for row in cursor.fetchall()}
             finally:
                 cursor.close()
@@ -274,6 +291,7 @@ class _AcceptRun:
         )
         opted = _opted_out(conn, fresh, by_token, by_hash) if fresh else set()
         codes = _ReplyCodes(conn, (items[0].now if items else 0.0) - self.reply_window)
+        v = vault(conn)
         txn_rows: list[dict[str, Any]] = []
         alert_rows: list[dict[str, Any]] = []
         out: list[Accepted] = []
@@ -287,7 +305,8 @@ class _AcceptRun:
             key = (item.terminal_id, txn.txn_id)
             if key in seen:
                 digest, first = seen[key]
-                if bytes(digest) == txn.content_digest:
+                digest = bytes(digest)
+                if digest == txn.content_digest or digest in txn.old_digests:
                     out.append(
                         Accepted(AcceptResult("duplicate", first.ref, first.alerts))
                     )
@@ -311,9 +330,13 @@ class _AcceptRun:
             )
             ref = self.ref_factory(item.now)
             orig = originals.get((item.terminal_id, txn.orig_txn_id or ""))
-            txn_rows.append(_txn_row(item, ref, len(plans), orig.ref if orig else None))
+            txn_rows.append(
+                _txn_row(item, ref, len(plans), orig.ref if orig else None, v)
+            )
             queued = tuple(
-                _alert(ref, n, plan, item, self.node, self.lease, self.ttl, alert_rows)
+                _alert(
+                    ref, n, plan, item, self.node, self.lease, self.ttl, alert_rows, v
+                )
                 for n, plan in enumerate(plans, 1)
             )
             result = AcceptResult("accepted", ref, len(plans))
@@ -348,7 +371,7 @@ def make_accept_op(
 
 
 def _txn_row(
-    item: AcceptItem, ref: str, alerts: int, orig_ref: str | None
+    item: AcceptItem, ref: str, alerts: int, orig_ref: str | None, v: Vault
 ) -> dict[str, Any]:
     t = item.txn
     return {
@@ -372,7 +395,7 @@ def _txn_row(
         "local_time": t.time,
         "balance": t.balance,
         "lang": t.lang,
-        "msisdn": t.msisdn,
+        "msisdn": v.seal(t.msisdn) if t.msisdn else None,
         "rrn": t.rrn,
         "stan": t.stan,
         "auth_code": t.auth_code,
@@ -395,6 +418,7 @@ def _alert(
     lease: float,
     ttl: float,
     rows: list[dict[str, Any]],
+    v: Vault,
 ) -> QueuedAlert:
     alert = QueuedAlert(
         id=f"{ref}.{n}",
@@ -414,7 +438,8 @@ def _alert(
             "ref": ref,
             "issuer": alert.issuer,
             "audience": plan.audience,
-            "destination": plan.destination,
+            "destination": v.seal(plan.destination),
+            "dest_index": v.index(plan.destination),
             "lang": plan.lang,
             "text": plan.text,
             "encoding": plan.encoding,

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from smsgw.store import schema as S
 from smsgw.store.chain import touch
+from smsgw.store.pii import vault
 from smsgw.store.rows import QueuedAlert
 from smsgw.store.writer import BatchOp
 
@@ -85,6 +86,7 @@ def _requeue_run(conn: Connection, items: Sequence[Requeue]) -> list[list[Queued
         if conn.dialect.name == "postgresql":
             q = q.with_for_update()
         rows = list(conn.execute(q))
+        v = vault(conn)
         touch(conn, "alert", [row.id for row in rows])
         if rows:
             # Sent again whole: the failed attempt's parts give way (their
@@ -112,7 +114,7 @@ def _requeue_run(conn: Connection, items: Sequence[Requeue]) -> list[list[Queued
                     row.id,
                     row.ref or "",
                     row.issuer,
-                    row.destination,
+                    v.open(row.destination),
                     row.text,
                     row.priority,
                     row.source_addr,
@@ -149,6 +151,7 @@ def _test_alert_run(conn: Connection, items: Sequence[TestAlert]) -> list[Queued
     from smsgw.store.accept import new_ref
 
     out = []
+    v = vault(conn)
     for t in items:
         size = measure(t.text)
         alert = QueuedAlert(
@@ -159,7 +162,8 @@ def _test_alert_run(conn: Connection, items: Sequence[TestAlert]) -> list[Queued
             insert(S.alerts),
             {
                 "id": alert.id, "ref": None, "issuer": t.issuer, "audience": "test",
-                "destination": t.destination, "lang": "en", "text": t.text,
+                "destination": v.seal(t.destination),
+                "dest_index": v.index(t.destination), "lang": "en", "text": t.text,
                 "encoding": size.encoding, "parts": size.parts, "priority": 1,
                 "source_addr": t.source_addr, "status": S.QUEUED, "carrier": None,
                 "attempts": 0, "created_at": t.now, "updated_at": t.now,

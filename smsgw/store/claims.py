@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, or_, select, update
 
 from smsgw.store import schema as S
+from smsgw.store.pii import vault
 from smsgw.store.rows import QueuedAlert
 from smsgw.store.writer import BatchOp
 
@@ -77,7 +78,13 @@ def _claim_run(conn: Connection, items: Sequence[Claim]) -> list[list[QueuedAler
                 .where(a.c.id.in_([row.id for row in rows]))
                 .values(claimed_by=claim.node, claimed_until=claim.now + claim.lease)
             )
-        out.append([QueuedAlert(**row._mapping) for row in rows])
+        v = vault(conn)
+        out.append(
+            [
+                QueuedAlert(**{**row._mapping, "destination": v.open(row.destination)})
+                for row in rows
+            ]
+        )
     return out
 
 

@@ -9,6 +9,8 @@ to run on any other.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,10 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+
+from smsgw.store.pii import Vault, attach
 
 __all__ = ["SchemaError", "check_schema", "head_revision", "make_engine", "upgrade"]
 
@@ -50,11 +54,22 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
     cursor.close()
 
 
-def make_engine(url: str, *, create_dirs: bool = True, **kwargs: Any) -> Engine:
+def make_engine(
+    url: str, *, create_dirs: bool = True, vault: Vault | None = None, **kwargs: Any
+) -> Engine:
     """An Engine for ``url``; for a SQLite file, its folder is created.
+    ``vault``: the msisdn keys store code uses on its connections
+    (`smsgw.store.pii`).
 
     Raises sqlalchemy.exc.ArgumentError for a URL SQLAlchemy cannot read.
     """
+    engine = _make_engine(url, create_dirs, **kwargs)
+    if vault is not None:
+        attach(engine, vault)
+    return engine
+
+
+def _make_engine(url: str, create_dirs: bool, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
@@ -72,12 +87,39 @@ def make_engine(url: str, *, create_dirs: bool = True, **kwargs: Any) -> Engine:
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
     """Migrate the schema to ``revision``; returns (before, after)."""
     cfg = _alembic_config()
-    with engine.begin() as conn:
+    with migrating(engine) as conn:
         before = MigrationContext.configure(conn).get_current_revision()
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
         after = MigrationContext.configure(conn).get_current_revision()
     return before, after or ""
+
+
+@contextlib.contextmanager
+def migrating(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction for migrations. On SQLite, foreign keys
+    are off meanwhile (SQLite's procedure for changing a table: a table that
+    others reference is copied, dropped and renamed) and checked before the
+    commit."""
+    with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.commit()
+        try:
+            with conn.begin():
+                yield conn
+                if sqlite:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").first()
+                    if broken is not None:
+                        raise SchemaError(
+                            f"a migration broke a foreign key: {tuple(broken)}"
+                        )
+        finally:
+            if sqlite:
+                conn.rollback()
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
 
 
 def current_revision(engine: Engine) -> str | None:

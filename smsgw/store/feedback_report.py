@@ -1,7 +1,10 @@
 """What cardholders answered: per transaction, per merchant and day, for review.
 
 Read-only queries shared by the ``smsgw feedback`` command (and the admin
-API). Phone numbers leave masked (+86138****8000): they are personal data.
+API), and the operator's opt-out / opt-in. Phone numbers leave masked
+(+86138****8000): they are personal data. In the store they are sealed
+(smsgw.store.pii): they are opened only to be masked, and looked up by their
+blind index under every live index key.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import BindParameter, Connection, bindparam, text
+
+from smsgw.store.pii import Vault, vault
 
 __all__ = [
     "DayRow",
@@ -25,6 +30,8 @@ __all__ = [
 ]
 
 _BUCKET = 900  # seconds: every real time zone offset is a multiple of 15 min
+# ``IN :ix``: a number's blind indexes under every live index key.
+_IX: BindParameter[list[str]] = bindparam("ix", expanding=True)
 
 
 def mask_msisdn(number: str | None) -> str | None:
@@ -34,11 +41,21 @@ def mask_msisdn(number: str | None) -> str | None:
     return number[:6] + "****" + number[-4:] if len(number) > 10 else "****"
 
 
-def _mo(row: Any) -> dict[str, Any]:
+def _sender(v: Vault, row: Any) -> str:
+    """A reply's sender, masked: its sealed source opened and put in E.164."""
+    # Imported here: smsgw.store.replies imports this module (mask_msisdn).
+    from smsgw.store.replies import sender_e164
+
+    if row.msisdn_index is None:
+        return "(not a number)"
+    return mask_msisdn(sender_e164(v.open(row.source))) or "(not a number)"
+
+
+def _mo(v: Vault, row: Any) -> dict[str, Any]:
     return {
         "id": row.id,
         "received_at": row.received_at,
-        "from": mask_msisdn(row.msisdn) or "(not a number)",
+        "from": _sender(v, row),
         "text": row.text,
         "classification": row.classification,
         "matched_by": row.matched_by,
@@ -108,17 +125,18 @@ def transaction_feedback(conn: Connection, ref: str) -> dict[str, Any] | None:
                     "outcome": a.outcome,
                 }
             )
+    v = vault(conn)
     return {
-        **{k: v for k, v in txn._mapping.items()},
+        **dict(txn._mapping),
         "alerts": [
             {
                 **a._mapping,
-                "destination": mask_msisdn(a.destination),
+                "destination": mask_msisdn(v.open(a.destination)),
                 "parts": parts.get(a.id, []),
             }
             for a in alerts
         ],
-        "replies": [_mo(r) for r in replies],
+        "replies": [_mo(v, r) for r in replies],
         "webhooks": [
             {
                 "id": h.id,
@@ -222,7 +240,8 @@ def unmatched_replies(
         ),
         params,
     )
-    return [_mo(r) for r in rows]
+    v = vault(conn)
+    return [_mo(v, r) for r in rows]
 
 
 def set_opt_out(
@@ -237,10 +256,14 @@ def set_opt_out(
     """Opt a number (E.164) out of, or back into, one issuer's alerts, as a STOP
     reply would, with the subscribers registered with that number; audited.
     Returns whether anything changed."""
+    v = vault(conn)
+    indexes = v.indexes(msisdn)
     present = (
         conn.execute(
-            text("SELECT 1 FROM opt_outs WHERE issuer = :i AND msisdn = :m"),
-            {"i": issuer, "m": msisdn},
+            text(
+                "SELECT 1 FROM opt_outs WHERE issuer = :i AND msisdn_index IN :ix"
+            ).bindparams(_IX),
+            {"i": issuer, "ix": indexes},
         ).first()
         is not None
     )
@@ -249,22 +272,30 @@ def set_opt_out(
     if opted_out:
         conn.execute(
             text(
-                "INSERT INTO opt_outs (issuer, msisdn, at, via, mo_id) "
-                "VALUES (:i, :m, :now, :via, NULL)"
+                "INSERT INTO opt_outs (issuer, msisdn_index, msisdn, at, via, mo_id) "
+                "VALUES (:i, :ix, :m, :now, :via, NULL)"
             ),
-            {"i": issuer, "m": msisdn, "now": now, "via": actor},
+            {
+                "i": issuer,
+                "ix": v.index(msisdn),
+                "m": v.seal(msisdn),
+                "now": now,
+                "via": actor,
+            },
         )
     else:
         conn.execute(
-            text("DELETE FROM opt_outs WHERE issuer = :i AND msisdn = :m"),
-            {"i": issuer, "m": msisdn},
+            text(
+                "DELETE FROM opt_outs WHERE issuer = :i AND msisdn_index IN :ix"
+            ).bindparams(_IX),
+            {"i": issuer, "ix": indexes},
         )
     conn.execute(
         text(
             "UPDATE subscribers SET opted_out = :out, updated_at = :now "
-            "WHERE issuer = :i AND msisdn = :m"
-        ),
-        {"out": opted_out, "now": now, "i": issuer, "m": msisdn},
+            "WHERE issuer = :i AND msisdn_index IN :ix"
+        ).bindparams(_IX),
+        {"out": opted_out, "now": now, "i": issuer, "ix": indexes},
     )
     conn.execute(
         text(
@@ -294,8 +325,9 @@ def alerts_to(
             "t.kind, t.amount, "
             "t.currency, t.masked_pan, t.merchant_name FROM alerts a "
             "LEFT JOIN transactions t ON t.ref = a.ref "
-            "WHERE a.destination = :m ORDER BY a.created_at DESC, a.id DESC LIMIT :n"
-        ),
-        {"m": msisdn, "n": limit},
+            "WHERE a.dest_index IN :ix "
+            "ORDER BY a.created_at DESC, a.id DESC LIMIT :n"
+        ).bindparams(_IX),
+        {"ix": vault(conn).indexes(msisdn), "n": limit},
     )
     return [{**r._mapping, "destination": mask_msisdn(msisdn)} for r in rows]

@@ -2,12 +2,13 @@
 
 On first start a 32-byte random key is written for the card hash
 (``card-hash-k1.key``, hex, mode 0600, in a 0700 folder). The key's id is
-stored beside every hash (``k1:<hex>``). Today the newest key file is the
-one used: adding ``card-hash-k2.key`` would stop look-ups of cards hashed
-under k1 (key rotation with look-ups under every key belongs to the
-security work). Gateway processes sharing one PostgreSQL database must
-share this folder's keys (copy it before starting the second one).
-Loading refuses a key file that others can read.
+stored beside every hash (``k1:<hex>``). The newest key hashes new cards;
+a stored card hash cannot be recomputed under a new key (that needs the
+PAN), so after ``card-hash-k2.key`` is added, look-ups ask for the card's
+hash under every key in the folder, and a retried request is recognised by
+its content digest under any of them. Gateway processes sharing one
+PostgreSQL database must share this folder's keys (copy it before starting
+the second one). Loading refuses a key file that others can read.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import re
 import secrets
 import stat
+from collections.abc import Mapping
 from pathlib import Path
 
 from typing_extensions import override
@@ -39,16 +41,45 @@ class KeyFileError(RuntimeError):
 class CardHasher:
     """Keyed hashes of card numbers and of request content.
 
-    ``card_hash`` is HMAC-SHA256 under the card-hash key, written with the
-    key id; ``digest`` is the raw HMAC of any bytes (idempotency content,
-    which contains the PAN and so must not be a plain hash).
+    ``card_hash`` is HMAC-SHA256 under the newest card-hash key, written
+    with the key id; ``digest`` is the raw HMAC of any bytes (idempotency
+    content, which contains the PAN and so must not be a plain hash).
+    ``older``: the keys before the newest (key id -> key, oldest first);
+    while there are any, ``rotating`` is true and ``old_card_hashes`` /
+    ``old_digests`` give the same values under each of them, for look-ups
+    of what was stored before the rotation.
     """
 
-    __slots__ = ("_hmac", "key_id")
+    __slots__ = ("_hmac", "_older", "key_id", "rotating")
 
-    def __init__(self, key_id: str, key: bytes) -> None:
+    def __init__(
+        self, key_id: str, key: bytes, older: Mapping[str, bytes] | None = None
+    ) -> None:
         self.key_id = key_id
         self._hmac = hmac.new(key, digestmod=hashlib.sha256)
+        self._older = [
+            (kid, hmac.new(k, digestmod=hashlib.sha256))
+            for kid, k in reversed(list((older or {}).items()))
+        ]
+        self.rotating = bool(self._older)
+
+    def old_card_hashes(self, pan: str) -> tuple[str, ...]:
+        """``pan``'s hash under each older key, newest first."""
+        out = []
+        for kid, base in self._older:
+            h = base.copy()
+            h.update(pan.encode("ascii"))
+            out.append(f"{kid}:{h.hexdigest()}")
+        return tuple(out)
+
+    def old_digests(self, data: bytes) -> tuple[bytes, ...]:
+        """The keyed digest of ``data`` under each older key, newest first."""
+        out = []
+        for _, base in self._older:
+            h = base.copy()
+            h.update(data)
+            out.append(h.digest())
+        return tuple(out)
 
     def card_hash(self, pan: str) -> str:
         """``<key id>:<hex>`` for ``pan``."""
@@ -122,4 +153,10 @@ def load_card_hasher(keys_dir: Path, *, create: bool = True) -> CardHasher:
     Raises KeyFileError when the folder holds no key and ``create`` is false, or a
     key file is malformed or readable by others.
     """
-    return CardHasher(*newest_key(keys_dir, "card-hash", create=create))
+    key_id, key = newest_key(keys_dir, "card-hash", create=create)
+    older = {
+        kid: read_key(path)
+        for kid, path in key_files(keys_dir, "card-hash")
+        if kid != key_id
+    }
+    return CardHasher(key_id, key, older)

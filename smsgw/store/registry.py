@@ -3,6 +3,12 @@
 The functions take a SQLAlchemy Connection and write an ``audit`` row for
 every change. Records come checked from smsgw.store.registry_checks; CSV
 import and export are in smsgw.store.registry_csv.
+
+Numbers are sealed at rest (smsgw.store.pii, the connection's vault): a
+subscriber's msisdn with its blind index ``msisdn_index`` (set on every
+insert and update, under the newest index key), a merchant's notify numbers
+as one ciphertext. Callers give and get clear E.164 numbers as before; the
+``audit`` rows name numbers only masked (+86138****8000).
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from smsgw.alerts.plan import Merchant
 from smsgw.store import schema as S
 from smsgw.store.accept import merchant_from_row
+from smsgw.store.feedback_report import mask_msisdn
+from smsgw.store.pii import NOTIFY, Vault, vault
 from smsgw.store.query import pairs_in
 from smsgw.store.registry_checks import SubscriberKey, SubscriberRecord, check_msisdn
 
@@ -89,13 +97,14 @@ def _existing(
     return found
 
 
-def _record_from_row(row: Any) -> SubscriberRecord:
+def _record_from_row(row: Any, v: Vault) -> SubscriberRecord:
+    """A stored row as the checked record (its number opened)."""
     return SubscriberRecord(
         issuer=row.issuer,
         card_hash=row.card_hash,
         card_token=row.card_token,
         masked_pan=row.masked_pan,
-        msisdn=row.msisdn,
+        msisdn=v.open(row.msisdn),
         lang=row.lang,
         min_amount=row.min_amount,
         kinds=row.kinds,
@@ -108,6 +117,17 @@ def _record_from_row(row: Any) -> SubscriberRecord:
 
 def _changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
     return {k: [old[k], v] for k, v in new.items() if old[k] != v}
+
+
+def _sealed_subscriber(v: Vault, values: Mapping[str, Any]) -> dict[str, Any]:
+    """A record's column values as stored: the number sealed and indexed."""
+    number = values["msisdn"]
+    return {**values, "msisdn": v.seal(number), "msisdn_index": v.index(number)}
+
+
+def _masked_subscriber(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A record's values as an audit row shows them: the number masked."""
+    return {**values, "msisdn": mask_msisdn(values["msisdn"])}
 
 
 def add_subscribers(
@@ -124,6 +144,7 @@ def add_subscribers(
     Returns the counts added and updated.
     """
     t = S.subscribers
+    v = vault(conn)
     existing = _existing(conn, (r.key for r in records))
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
@@ -132,7 +153,8 @@ def add_subscribers(
         row = existing.get(record.key)
         values = asdict(record)
         if row is None:
-            inserts.append({**values, "created_at": now, "updated_at": now})
+            stored = _sealed_subscriber(v, values)
+            inserts.append({**stored, "created_at": now, "updated_at": now})
             audits.append(
                 _audit(
                     now,
@@ -140,14 +162,18 @@ def add_subscribers(
                     actor,
                     "subscriber.add",
                     record.card,
-                    {"via": via, **values},
+                    {"via": via, **_masked_subscriber(values)},
                 )
             )
         else:
             values["masked_pan"] = record.masked_pan or row.masked_pan
-            old = asdict(_record_from_row(row))
-            updates.append({**values, "row_id": row.id, "updated_at": now})
-            detail = {"via": via, "changed": _changes(old, values)}
+            old = asdict(_record_from_row(row, v))
+            stored = _sealed_subscriber(v, values)
+            updates.append({**stored, "row_id": row.id, "updated_at": now})
+            changed = _changes(old, values)
+            if "msisdn" in changed:
+                changed["msisdn"] = [mask_msisdn(n) for n in changed["msisdn"]]
+            detail = {"via": via, "changed": changed}
             audits.append(
                 _audit(
                     now, record.issuer, actor, "subscriber.update", record.card, detail
@@ -178,12 +204,11 @@ def remove_subscriber(
     if row is None:
         return False
     conn.execute(delete(S.subscribers).where(S.subscribers.c.id == row.id))
-    record = _record_from_row(row)
+    record = _record_from_row(row, vault(conn))
+    detail = _masked_subscriber(asdict(record))
     conn.execute(
         insert(S.audit),
-        _audit(
-            now, key.issuer, actor, "subscriber.remove", record.card, asdict(record)
-        ),
+        _audit(now, key.issuer, actor, "subscriber.remove", record.card, detail),
     )
     return True
 
@@ -193,24 +218,54 @@ def list_subscribers(
 ) -> list[SubscriberRecord]:
     """The subscribers (masked cards only), optionally of one issuer or number.
 
-    Raises RegistryError when ``msisdn`` is not a possible number.
+    A number is looked up by its blind index under every live index key, so
+    rows not yet re-indexed after a key rotation are found. Raises
+    RegistryError when ``msisdn`` is not a possible number.
     """
     t = S.subscribers
+    v = vault(conn)
     q = select(t).order_by(t.c.issuer, t.c.id)
     if issuer is not None:
         q = q.where(t.c.issuer == issuer)
     if msisdn is not None:
-        q = q.where(t.c.msisdn == check_msisdn(msisdn))
-    return [_record_from_row(row) for row in conn.execute(q)]
+        # IN (...) of a list is an expanding bind parameter: one per index key.
+        q = q.where(t.c.msisdn_index.in_(v.indexes(check_msisdn(msisdn))))
+    return [_record_from_row(row, v) for row in conn.execute(q)]
 
 
 def _merchant_values(m: Merchant) -> dict[str, Any]:
+    """The merchant's column values in clear (notify space separated)."""
     return {
         "name": m.name,
         "notify": " ".join(m.notify),
         "lang": m.lang,
         "templates": orjson.dumps(dict(m.templates or {})).decode(),
     }
+
+
+def _merchant_row_values(row: Any, v: Vault) -> dict[str, Any]:
+    """A stored merchant's column values in clear (notify opened)."""
+    return {
+        "name": row.name,
+        "notify": v.open(row.notify, NOTIFY) if row.notify else "",
+        "lang": row.lang,
+        "templates": row.templates,
+    }
+
+
+def _sealed_notify(v: Vault, notify: str) -> str:
+    """The notify numbers as stored: one ciphertext, or "" when there are none."""
+    return v.seal(notify, NOTIFY) if notify else ""
+
+
+def _masked_notify(notify: str) -> str:
+    """Space separated numbers, each masked (for audit rows)."""
+    return " ".join(str(mask_msisdn(n)) for n in notify.split())
+
+
+def _masked_merchant(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A merchant's clear values as an audit row shows them: numbers masked."""
+    return {**values, "notify": _masked_notify(values["notify"])}
 
 
 def add_merchants(
@@ -226,6 +281,7 @@ def add_merchants(
     Returns the counts added and updated.
     """
     t = S.merchants
+    v = vault(conn)
     existing: dict[tuple[str, str], Any] = {}
     for chunk in _chunks([(m.issuer, m.merchant_id) for m in merchants]):
         q = select(t).where(pairs_in(t.c.issuer, t.c.merchant_id, chunk))
@@ -241,22 +297,27 @@ def add_merchants(
     audits: list[dict[str, Any]] = []
     for m in merchants:
         values = _merchant_values(m)
+        stored = {**values, "notify": _sealed_notify(v, values["notify"])}
         row = existing.get((m.issuer, m.merchant_id))
         key = {"issuer": m.issuer, "merchant_id": m.merchant_id}
         if row is None:
-            inserts.append({**key, **values, "created_at": now, "updated_at": now})
-            detail = {"via": via, **values}
+            inserts.append({**key, **stored, "created_at": now, "updated_at": now})
+            detail = {"via": via, **_masked_merchant(values)}
             action = "merchant.add"
         else:
             updates.append(
                 {
                     "k_issuer": m.issuer,
                     "k_id": m.merchant_id,
-                    **values,
+                    **stored,
                     "updated_at": now,
                 }
             )
-            detail = {"via": via, "changed": _changes(row._mapping, values)}
+            old = _merchant_row_values(row, v)
+            changed = _changes(old, values)
+            if "notify" in changed:
+                changed["notify"] = [_masked_notify(n) for n in changed["notify"]]
+            detail = {"via": via, "changed": changed}
             action = "merchant.update"
         audits.append(_audit(now, m.issuer, actor, action, m.merchant_id, detail))
     if inserts:
@@ -289,7 +350,7 @@ def remove_merchant(
     if row is None:
         return False
     conn.execute(delete(t).where(where))
-    detail = {k: row._mapping[k] for k in ("name", "notify", "lang", "templates")}
+    detail = _masked_merchant(_merchant_row_values(row, vault(conn)))
     conn.execute(
         insert(S.audit),
         _audit(now, issuer, actor, "merchant.remove", merchant_id, detail),
@@ -298,9 +359,11 @@ def remove_merchant(
 
 
 def list_merchants(conn: Connection, *, issuer: str | None = None) -> list[Merchant]:
-    """The merchants, optionally of one issuer, ordered by issuer and id."""
+    """The merchants (notify numbers in clear), optionally of one issuer,
+    ordered by issuer and id."""
     t = S.merchants
+    v = vault(conn)
     q = select(t).order_by(t.c.issuer, t.c.merchant_id)
     if issuer is not None:
         q = q.where(t.c.issuer == issuer)
-    return [merchant_from_row(row) for row in conn.execute(q)]
+    return [merchant_from_row(row, v) for row in conn.execute(q)]

@@ -4,6 +4,11 @@ Import is all or nothing: every row is checked first and each bad one is
 reported with its line number; nothing is written unless all are good. Export
 writes ``card_token, masked_pan, card_hash`` in place of the PAN, so an export
 imports again unchanged.
+
+Numbers cross the CSV in clear: import seals them as every add does
+(smsgw.store.registry), and export opens them, for an export is the
+operator's own copy of the registry (the CLI writes export files with mode
+0600).
 """
 
 from __future__ import annotations
@@ -126,7 +131,8 @@ def import_subscribers(
     now: float,
     actor: str = "cli",
 ) -> ImportCounts:
-    """Import subscribers from CSV (SUBSCRIBER_IMPORT_COLUMNS), all or nothing.
+    """Import subscribers from CSV (SUBSCRIBER_IMPORT_COLUMNS), all or nothing;
+    numbers are stored sealed.
 
     Returns the counts; raises CsvImportError listing every bad row by line.
     """
@@ -167,7 +173,11 @@ def import_subscribers(
 def export_subscribers(
     conn: Connection, out: TextIO, *, issuer: str | None = None
 ) -> int:
-    """Write subscribers as CSV (SUBSCRIBER_EXPORT_COLUMNS, no PAN); returns rows."""
+    """Write subscribers as CSV (SUBSCRIBER_EXPORT_COLUMNS, no PAN); returns rows.
+
+    Numbers are written in clear (opened): the export is the operator's copy
+    of the registry, to import again.
+    """
     writer = csv.writer(out)
     writer.writerow(SUBSCRIBER_EXPORT_COLUMNS)
     records = list_subscribers(conn, issuer=issuer)
@@ -186,7 +196,8 @@ def import_merchants(
     now: float,
     actor: str = "cli",
 ) -> ImportCounts:
-    """Import merchants from CSV (MERCHANT_COLUMNS), all or nothing.
+    """Import merchants from CSV (MERCHANT_COLUMNS), all or nothing; notify
+    numbers are stored sealed.
 
     Returns the counts; raises CsvImportError listing every bad row by line.
     """
@@ -224,7 +235,11 @@ def import_merchants(
 def export_merchants(
     conn: Connection, out: TextIO, *, issuer: str | None = None
 ) -> int:
-    """Write merchants as CSV (MERCHANT_COLUMNS); returns the number of rows."""
+    """Write merchants as CSV (MERCHANT_COLUMNS); returns the number of rows.
+
+    Notify numbers are written in clear (opened): the export is the
+    operator's copy of the registry, to import again.
+    """
     writer = csv.writer(out)
     writer.writerow(MERCHANT_COLUMNS)
     merchants = list_merchants(conn, issuer=issuer)

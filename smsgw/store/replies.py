@@ -13,6 +13,13 @@ crash never loses a reply nor leaves one half acted on.
 
 ``mo_expire`` assembles what arrived of replies whose missing parts did not
 come within the reassembly timeout (kept as they are, marked incomplete).
+
+No number is written in clear (smsgw.store.pii): a reply's and a part's
+sender are sealed, a reply carries the blind index of its sender's E.164
+form (``msisdn_index``), a part's group key is a blind index too, and the
+alerts sent to a number are found by their ``dest_index``. Look-ups ask for
+a number's index under every live index key, so rows not yet re-indexed
+after a new key are still found. Callers pass and get clear numbers.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, insert, text
+from sqlalchemy import BindParameter, Connection, bindparam, insert, text
 
 from smsgw.alerts.plan import e164
 from smsgw.feedback.classify import Keywords, classify
@@ -29,6 +36,7 @@ from smsgw.feedback.match import Candidate, Decision, decide, match_reply
 from smsgw.feedback.mo import MoPart, assemble, group_key
 from smsgw.store import schema as S
 from smsgw.store.chain import touch
+from smsgw.store.pii import Vault, vault
 from smsgw.store.reply_acts import apply_decision, queue_reply, queue_webhook
 from smsgw.store.rows import QueuedAlert
 from smsgw.store.writer import BatchOp
@@ -79,25 +87,32 @@ class ReplyRules:
     ttl: float
 
 
+# ``IN :ix``: a number's blind indexes under every live index key.
+_IX: BindParameter[list[str]] = bindparam("ix", expanding=True)
 _CANDIDATES = text(
     "SELECT id, ref, issuer, created_at, reply_code, feedback, lang FROM alerts "
-    "WHERE destination = :msisdn AND created_at >= :since "
+    "WHERE dest_index IN :ix AND created_at >= :since "
     "AND audience = 'cardholder' ORDER BY created_at DESC, id DESC LIMIT 50"
-)
+).bindparams(_IX)
 _LATEST = text(
-    "SELECT issuer FROM alerts WHERE destination = :msisdn "
-    "ORDER BY created_at DESC LIMIT 1"
-)
+    "SELECT issuer FROM alerts WHERE dest_index IN :ix ORDER BY created_at DESC LIMIT 1"
+).bindparams(_IX)
 _TXN = text(
     "SELECT ref, issuer, terminal_id, txn_id, kind, result, amount, currency, "
     "masked_pan, last4, merchant_id, merchant_name, location, local_time, rrn, "
     "stan, auth_code FROM transactions WHERE ref = :ref"
 )
-_OPTED_OUT = text("SELECT 1 FROM opt_outs WHERE issuer = :issuer AND msisdn = :msisdn")
+_OPTED_OUT = text(
+    "SELECT 1 FROM opt_outs WHERE issuer = :issuer AND msisdn_index IN :ix"
+).bindparams(_IX)
 _HELP_RECENT = text(
-    "SELECT 1 FROM mo_messages WHERE msisdn = :msisdn AND received_at >= :since "
+    "SELECT 1 FROM mo_messages WHERE msisdn_index IN :ix AND received_at >= :since "
     "AND action = 'help_sent' LIMIT 1"
-)
+).bindparams(_IX)
+_GROUP = text(
+    "SELECT * FROM mo_parts WHERE group_key IN :ix ORDER BY seq, id"
+).bindparams(_IX)
+_GROUP_DELETE = text("DELETE FROM mo_parts WHERE group_key IN :ix").bindparams(_IX)
 
 
 def sender_e164(source: str) -> str | None:
@@ -119,6 +134,7 @@ class _MoRun:
         self.by_short_code = {i.source_addr: i for i in rules.issuers if i.source_addr}
 
     def __call__(self, conn: Connection, items: Sequence[MoItem]) -> list[MoOutcome]:
+        v = vault(conn)
         out: list[MoOutcome] = []
         for item in items:
             part = item.part
@@ -133,22 +149,24 @@ class _MoRun:
                 insert(S.mo_parts),
                 {
                     **part.to_row(),
-                    "group_key": key,
+                    "source": v.seal(part.source),
+                    "group_key": v.index(key),
                     "carrier": item.carrier,
                     "received_at": item.now,
                 },
             )
-            rows = _group(conn, key)
-            if len({r.seq for r in rows}) < part.total:
+            rows = _group(conn, v, key)
+            if len({r["seq"] for r in rows}) < part.total:
                 out.append(MoOutcome(None))
                 continue
-            out.append(self._assembled(conn, rows, key, item.now))
+            out.append(self._assembled(conn, v, rows, key, item.now))
         return out
 
     def expire(self, conn: Connection, now: float) -> list[MoOutcome]:
         """Assemble every group whose oldest part waited past the timeout."""
+        v = vault(conn)
         since = now - self.rules.reassembly_timeout
-        keys = [
+        stored = [
             r.group_key
             for r in conn.execute(
                 text(
@@ -158,17 +176,32 @@ class _MoRun:
                 {"since": since},
             )
         ]
-        return [self._assembled(conn, _group(conn, key), key, now) for key in keys]
+        out: list[MoOutcome] = []
+        for index in stored:
+            first = conn.execute(
+                text("SELECT * FROM mo_parts WHERE group_key = :k LIMIT 1"),
+                {"k": index},
+            ).first()
+            if first is None:
+                continue  # assembled with its siblings indexed under another key
+            key = _key(MoPart.from_row(_opened(v, first)))
+            out.append(self._assembled(conn, v, _group(conn, v, key), key, now))
+        return out
 
     def _assembled(
-        self, conn: Connection, rows: Sequence[Any], key: str, now: float
+        self,
+        conn: Connection,
+        v: Vault,
+        rows: Sequence[dict[str, Any]],
+        key: str,
+        now: float,
     ) -> MoOutcome:
-        parts = [MoPart.from_row(dict(r._mapping)) for r in rows]
+        parts = [MoPart.from_row(r) for r in rows]
         whole = assemble(parts)
-        conn.execute(text("DELETE FROM mo_parts WHERE group_key = :k"), {"k": key})
+        conn.execute(_GROUP_DELETE, {"ix": v.indexes(key)})
         return self.handle(
             conn,
-            rows[0].carrier,
+            rows[0]["carrier"],
             parts[0],
             whole.text,
             whole.parts,
@@ -189,17 +222,19 @@ class _MoRun:
         now: float,
     ) -> MoOutcome:
         rules = self.rules
+        v = vault(conn)
         msisdn = sender_e164(part.source)
+        indexes = v.indexes(msisdn) if msisdn else []
         classified = classify(body, rules.keywords)
-        candidates = self._candidates(conn, msisdn, now) if msisdn else []
+        candidates = self._candidates(conn, indexes, now) if indexes else []
         match = match_reply(classified, candidates)
-        issuer = self._issuer(conn, part.destination, match.alert, msisdn)
+        issuer = self._issuer(conn, part.destination, match.alert, indexes)
         already = help_recent = False
-        if msisdn and classified.kind == "stop":
-            already = _exists(conn, _OPTED_OUT, issuer=issuer.name, msisdn=msisdn)
-        if msisdn and classified.kind == "help":
+        if indexes and classified.kind == "stop":
+            already = _exists(conn, _OPTED_OUT, issuer=issuer.name, ix=indexes)
+        if indexes and classified.kind == "help":
             help_recent = rules.help_interval > 0 and _exists(
-                conn, _HELP_RECENT, msisdn=msisdn, since=now - rules.help_interval
+                conn, _HELP_RECENT, ix=indexes, since=now - rules.help_interval
             )
         decision = decide(
             classified,
@@ -217,13 +252,13 @@ class _MoRun:
             {
                 "issuer": issuer.name,
                 "carrier": carrier,
-                "source": part.source[:21],
+                "source": v.seal(part.source[:21]),
                 "destination": part.destination[:21],
                 "text": body,
                 "received_at": now,
                 "alert_id": alert.alert_id if alert else None,
                 "classification": classified.kind or "text",
-                "msisdn": msisdn,
+                "msisdn_index": v.index_opt(msisdn),
                 "normalized": classified.normalized,
                 "ref": alert.ref if alert else None,
                 "matched_by": match.how,
@@ -252,9 +287,13 @@ class _MoRun:
             webhooks = 1
         return MoOutcome(mo_id, queued, webhooks, classified.kind or "text")
 
-    def _candidates(self, conn: Connection, msisdn: str, now: float) -> list[Candidate]:
+    def _candidates(
+        self, conn: Connection, indexes: list[str], now: float
+    ) -> list[Candidate]:
+        """The cardholder alerts sent to the number (``indexes``: its blind
+        index under every live key) within the reply window, newest first."""
         rows = conn.execute(
-            _CANDIDATES, {"msisdn": msisdn, "since": now - self.rules.reply_window}
+            _CANDIDATES, {"ix": indexes, "since": now - self.rules.reply_window}
         )
         return [
             Candidate(
@@ -268,30 +307,35 @@ class _MoRun:
         conn: Connection,
         short_code: str,
         alert: Candidate | None,
-        msisdn: str | None,
+        indexes: list[str],
     ) -> ReplyIssuer:
         """By the number the reply was sent to, else the alert's, else the
-        last alert to that number, else the first profile."""
+        last alert to that number (``indexes``: its blind indexes), else the
+        first profile."""
         found = self.by_short_code.get(short_code)
         if found is None and alert is not None:
             found = self.issuers.get(alert.issuer)
-        if found is None and msisdn:
-            row = conn.execute(_LATEST, {"msisdn": msisdn}).first()
+        if found is None and indexes:
+            row = conn.execute(_LATEST, {"ix": indexes}).first()
             found = self.issuers.get(row.issuer) if row else None
         return found or self.rules.issuers[0]
 
 
 def _key(part: MoPart) -> str:
+    """The part's group key in clear (stored as its blind index)."""
     return "|".join(str(v) for v in group_key(part))
 
 
-def _group(conn: Connection, key: str) -> list[Any]:
-    return list(
-        conn.execute(
-            text("SELECT * FROM mo_parts WHERE group_key = :k ORDER BY seq, id"),
-            {"k": key},
-        )
-    )
+def _opened(v: Vault, row: Any) -> dict[str, Any]:
+    """A ``mo_parts`` row as a mapping, its sender opened."""
+    return {**row._mapping, "source": v.open(row.source)}
+
+
+def _group(conn: Connection, v: Vault, key: str) -> list[dict[str, Any]]:
+    """The parts received of the group ``key`` (indexed under any live key),
+    their senders opened."""
+    rows = conn.execute(_GROUP, {"ix": v.indexes(key)})
+    return [_opened(v, r) for r in rows]
 
 
 def _exists(conn: Connection, sql: Any, **params: Any) -> bool:

@@ -2,6 +2,9 @@
 dispute, an opt-out, the text sent back, the fraud webhook, the audit trail.
 
 Part of the ``mo`` operation (smsgw.store.replies), in its transaction.
+Numbers come in clear and are written sealed, with their blind index
+(smsgw.store.pii): an opt-out's number, a text's destination; a webhook's
+body (it names the sender) is sealed whole. Audit rows show numbers masked.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import Connection, insert, text
+from sqlalchemy import Connection, bindparam, insert, text
 
 from smsgw.alerts.money import format_amount
 from smsgw.codec.text import measure
@@ -20,12 +23,18 @@ from smsgw.store import schema as S
 from smsgw.store.accept import new_ref
 from smsgw.store.chain import touch
 from smsgw.store.feedback_report import mask_msisdn
+from smsgw.store.pii import WEBHOOK, vault
 from smsgw.store.rows import QueuedAlert
 
 if TYPE_CHECKING:
     from smsgw.store.replies import ReplyIssuer, ReplyRules
 
 __all__ = ["apply_decision", "audit", "queue_reply", "queue_webhook"]
+
+_OPT_OUT_SUBSCRIBERS = text(
+    "UPDATE subscribers SET opted_out = :t, updated_at = :now "
+    "WHERE issuer = :issuer AND msisdn_index IN :ix"
+).bindparams(bindparam("ix", expanding=True))
 
 
 def apply_decision(
@@ -62,22 +71,21 @@ def apply_decision(
     if decision.dispute and alert is not None:
         audit(conn, now, issuer.name, "dispute", alert.ref, f"reply {mo_id}")
     if decision.opt_out and msisdn and decision.action == "opted_out":
+        v = vault(conn)
         conn.execute(
             insert(S.opt_outs),
             {
                 "issuer": issuer.name,
-                "msisdn": msisdn,
+                "msisdn_index": v.index(msisdn),
+                "msisdn": v.seal(msisdn),
                 "at": now,
                 "via": "sms",
                 "mo_id": mo_id,
             },
         )
         conn.execute(
-            text(
-                "UPDATE subscribers SET opted_out = :t, updated_at = :now "
-                "WHERE issuer = :issuer AND msisdn = :msisdn"
-            ),
-            {"t": True, "now": now, "issuer": issuer.name, "msisdn": msisdn},
+            _OPT_OUT_SUBSCRIBERS,
+            {"t": True, "now": now, "issuer": issuer.name, "ix": v.indexes(msisdn)},
         )
         subject = mask_msisdn(msisdn) or ""
         audit(conn, now, issuer.name, "opt_out", subject, f"reply {mo_id}")
@@ -125,6 +133,7 @@ def queue_reply(
         attempts=0,
     )
     touch(conn, "alert", [alert.id])
+    v = vault(conn)
     conn.execute(
         insert(S.alerts),
         {
@@ -132,7 +141,8 @@ def queue_reply(
             "ref": txn.ref if txn is not None else None,
             "issuer": issuer.name,
             "audience": "reply",
-            "destination": msisdn,
+            "destination": v.seal(msisdn),
+            "dest_index": v.index(msisdn),
             "lang": lang,
             "text": body,
             "encoding": size.encoding,
@@ -184,7 +194,8 @@ def queue_webhook(
     now: float,
 ) -> None:
     """The issuer's fraud event: what it needs to find the transaction (the
-    card only masked), the reply, and our reference."""
+    card only masked), the reply (with the sender's number), and our
+    reference; stored sealed, opened when it is claimed for sending."""
     event = {
         "event": "not_me",
         "issuer": issuer.name,
@@ -221,7 +232,9 @@ def queue_webhook(
             "ref": txn.ref,
             "mo_id": mo_id,
             "url": issuer.webhook_url,
-            "body": orjson.dumps(event, option=orjson.OPT_SORT_KEYS),
+            "body": vault(conn).seal_bytes(
+                orjson.dumps(event, option=orjson.OPT_SORT_KEYS), WEBHOOK
+            ),
             "status": "pending",
             "attempts": 0,
             "created_at": now,

@@ -8,8 +8,11 @@ issuer profile it belongs to.
 
 Card data: ``masked_pan`` (first 6 / last 4 at most) and ``card_hash`` (a
 keyed hash written ``<key id>:<hex>``) only; never a full PAN, track data or
-CVV. Alembic revisions in ``migrations/versions`` create exactly these tables;
-a test compares them.
+CVV. Phone numbers: AES-GCM ciphertexts ``<key id>:<base64>`` (``SEALED``
+columns) and, where the store looks a number up, its blind index
+``<key id>:<hex>`` (``*_index`` columns); see `smsgw.store.pii`. Alembic
+revisions in ``migrations/versions`` create exactly these tables; a test
+compares them.
 
 Indexes are few on purpose: every index costs each insert on the hot path
 (accept, parts, receipts). Refs and alert ids sort by time, so ranges over
@@ -38,6 +41,12 @@ from sqlalchemy import (
 )
 
 metadata = MetaData()
+
+#: Widths of a sealed E.164 number (``k<n>:`` + 60 base64 characters, with
+#: room for long key ids and for a sender address of up to 21 characters)
+#: and of a blind index (``k<n>:`` + 32 hex digits).
+SEALED = 120
+INDEX = 48
 
 #: Alert statuses (operations.md): final ones never change again.
 QUEUED, SUBMITTED, DELIVERED, FAILED, EXPIRED = (
@@ -72,7 +81,7 @@ transactions = Table(
     Column("local_time", String(40), nullable=False),
     Column("balance", String(20)),
     Column("lang", String(35)),
-    Column("msisdn", String(16)),
+    Column("msisdn", String(SEALED)),
     Column("rrn", String(12)),
     Column("stan", String(6)),
     Column("auth_code", String(6)),
@@ -96,7 +105,8 @@ alerts = Table(
     Column("ref", String(24), ForeignKey("transactions.ref")),
     Column("issuer", String(32), nullable=False),
     Column("audience", String(10), nullable=False),  # cardholder / merchant / reply
-    Column("destination", String(16), nullable=False),
+    Column("destination", String(SEALED), nullable=False),
+    Column("dest_index", String(INDEX)),  # always set: the blind index
     Column("lang", String(8), nullable=False),
     Column("text", Text, nullable=False),
     Column("encoding", String(8), nullable=False),
@@ -119,7 +129,7 @@ alerts = Table(
     Column("feedback", String(16)),
     Index("ix_alerts_status_not_before", "status", "not_before"),
     # Replies are matched to the alerts sent to their number.
-    Index("ix_alerts_destination", "destination", "created_at"),
+    Index("ix_alerts_dest_index", "dest_index", "created_at"),
 )
 
 parts = Table(
@@ -164,14 +174,15 @@ mo_messages = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("issuer", String(32)),
     Column("carrier", String(32), nullable=False),
-    Column("source", String(21), nullable=False),
+    Column("source", String(SEALED), nullable=False),
     Column("destination", String(21), nullable=False),
     Column("text", Text, nullable=False),
     Column("received_at", Float, nullable=False),
     Column("alert_id", String(32)),
     # confirm / not_me / stop / help, or text (anything else, kept)
     Column("classification", String(16)),
-    Column("msisdn", String(16)),  # the sender in E.164, when it is a number
+    # the blind index of the sender in E.164, when it is a number
+    Column("msisdn_index", String(INDEX)),
     Column("normalized", Text),
     Column("ref", String(24)),  # the transaction of the alert it answers
     # code / single / ambiguous / none / unknown_code: how it was matched
@@ -180,7 +191,7 @@ mo_messages = Table(
     Column("parts", Integer, nullable=False, server_default="1"),
     Column("complete", Boolean, nullable=False, server_default=text("true")),
     Index("ix_mo_received_at", "received_at"),
-    Index("ix_mo_msisdn", "msisdn", "received_at"),
+    Index("ix_mo_msisdn_index", "msisdn_index", "received_at"),
     Index("ix_mo_ref", "ref"),
 )
 
@@ -191,7 +202,7 @@ mo_parts = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("group_key", String(200), nullable=False),
     Column("carrier", String(32), nullable=False),
-    Column("source", String(21), nullable=False),
+    Column("source", String(SEALED), nullable=False),
     Column("destination", String(21), nullable=False),
     Column("data_coding", Integer, nullable=False),
     Column("ref", Integer),
@@ -210,11 +221,12 @@ opt_outs = Table(
     "opt_outs",
     metadata,
     Column("issuer", String(32), nullable=False),
-    Column("msisdn", String(16), nullable=False),
+    Column("msisdn_index", String(INDEX), nullable=False),
+    Column("msisdn", String(SEALED), nullable=False),
     Column("at", Float, nullable=False),
     Column("via", String(16), nullable=False),  # sms / cli
     Column("mo_id", Integer),
-    PrimaryKeyConstraint("issuer", "msisdn", name="pk_opt_outs"),
+    PrimaryKeyConstraint("issuer", "msisdn_index", name="pk_opt_outs"),
 )
 
 # Signed events for an issuer's fraud endpoint, retried until delivered.
@@ -227,7 +239,7 @@ webhooks = Table(
     Column("ref", String(24), nullable=False),
     Column("mo_id", Integer),
     Column("url", String(500), nullable=False),
-    Column("body", LargeBinary, nullable=False),
+    Column("body", LargeBinary, nullable=False),  # sealed (it names the sender)
     Column("status", String(10), nullable=False),  # pending / delivered / failed
     Column("attempts", Integer, nullable=False),
     Column("created_at", Float, nullable=False),
@@ -258,7 +270,8 @@ merchants = Table(
     Column("issuer", String(32), nullable=False),
     Column("merchant_id", String(32), nullable=False),
     Column("name", String(100), nullable=False),
-    Column("notify", Text, nullable=False),  # E.164 numbers, space separated
+    # E.164 numbers, space separated, sealed ("" when there are none)
+    Column("notify", Text, nullable=False),
     Column("lang", String(8)),
     Column("templates", Text, nullable=False),  # JSON {lang: template}
     Column("created_at", Float, nullable=False),
@@ -274,7 +287,8 @@ subscribers = Table(
     Column("card_hash", String(80)),
     Column("card_token", String(64)),
     Column("masked_pan", String(19)),
-    Column("msisdn", String(16), nullable=False),
+    Column("msisdn", String(SEALED), nullable=False),
+    Column("msisdn_index", String(INDEX)),  # always set
     Column("lang", String(8)),
     Column("min_amount", String(20)),
     Column("kinds", String(80)),  # space separated; null: every kind
@@ -286,7 +300,7 @@ subscribers = Table(
     Column("updated_at", Float, nullable=False),
     UniqueConstraint("issuer", "card_hash", name="uq_subscribers_card_hash"),
     UniqueConstraint("issuer", "card_token", name="uq_subscribers_card_token"),
-    Index("ix_subscribers_msisdn", "msisdn"),
+    Index("ix_subscribers_msisdn_index", "msisdn_index"),
 )
 
 audit = Table(

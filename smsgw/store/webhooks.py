@@ -6,6 +6,12 @@ until a lease ends (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several
 gateway processes never post the same event at once); `record_attempt_op`
 appends the attempt to ``webhook_attempts`` and moves the webhook on:
 delivered, failed, or pending again at its next time.
+
+A webhook's body names the replying number, so it is stored sealed
+(smsgw.store.pii, purpose WEBHOOK) and opened as it is claimed: the worker
+gets, signs and sends the clear body, as it was queued. A body that no
+longer opens (its key was removed, or it was altered) is never sent: the
+webhook fails at once with the reason in ``last_error``.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from sqlalchemy import Connection, insert, or_, select, update
 
 from smsgw.feedback.webhook_worker import PendingWebhook, WebhookAttempt
 from smsgw.store import schema as S
+from smsgw.store.pii import WEBHOOK, PiiError, vault
 from smsgw.store.writer import BatchOp
 
 __all__ = ["ClaimWebhooks", "claim_webhooks_op", "record_attempt_op"]
@@ -24,18 +31,23 @@ __all__ = ["ClaimWebhooks", "claim_webhooks_op", "record_attempt_op"]
 
 @dataclass(frozen=True, slots=True)
 class ClaimWebhooks:
-    """Take up to ``limit`` due webhooks for ``node`` until ``now + lease``."""
+    """Take up to ``limit`` due webhooks for ``node`` until ``now + lease``:
+    those unclaimed, whose lease ended, or claimed by ``node`` earlier (a
+    restarted gateway takes its own back at once), except ``held`` (the ones
+    this node's worker is still posting)."""
 
     node: str
     now: float
     lease: float
     limit: int
+    held: frozenset[int] = frozenset()
 
 
 def _claim_run(
     conn: Connection, items: Sequence[ClaimWebhooks]
 ) -> list[list[PendingWebhook]]:
     w = S.webhooks
+    v = vault(conn)
     out: list[list[PendingWebhook]] = []
     for claim in items:
         q = (
@@ -50,23 +62,35 @@ def _claim_run(
                 )
             )
             .order_by(w.c.next_at, w.c.id)
-            .limit(claim.limit)
+            .limit(claim.limit + len(claim.held))
         )
         if conn.dialect.name == "postgresql":
             q = q.with_for_update(skip_locked=True)
-        rows = list(conn.execute(q))
+        rows = [r for r in conn.execute(q) if r.id not in claim.held][: claim.limit]
         if rows:
             conn.execute(
                 update(w)
                 .where(w.c.id.in_([r.id for r in rows]))
                 .values(claimed_by=claim.node, claimed_until=claim.now + claim.lease)
             )
-        out.append(
-            [
-                PendingWebhook(r.id, r.issuer, r.url, bytes(r.body), r.attempts)
-                for r in rows
-            ]
-        )
+        pending: list[PendingWebhook] = []
+        for r in rows:
+            try:
+                body = v.open_bytes(bytes(r.body), WEBHOOK)
+            except PiiError as e:
+                conn.execute(
+                    update(w)
+                    .where(w.c.id == r.id)
+                    .values(
+                        status="failed",
+                        last_error=f"body does not open: {e}"[:200],
+                        claimed_by=None,
+                        claimed_until=None,
+                    )
+                )
+                continue
+            pending.append(PendingWebhook(r.id, r.issuer, r.url, body, r.attempts))
+        out.append(pending)
     return out
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +11,7 @@ import pytest
 from smsgw.alerts.plan import Merchant, Subscriber, e164, plan_alerts, quiet_until
 from smsgw.intake.validate import Txn, validate_txn
 from smsgw.service.config_alerts import IssuerConfig
+from smsgw.store.keys import CardHasher
 
 SHANGHAI = "Asia/Shanghai"
 # 2026-11-29 23:30 in Shanghai (UTC+8) = 15:30 UTC
@@ -25,12 +24,8 @@ ISSUER = IssuerConfig(
 )
 
 
-class Hasher:
-    def card_hash(self, pan: str) -> str:
-        return "k1:" + hmac.new(b"k", pan.encode(), hashlib.sha256).hexdigest()
-
-    def digest(self, data: bytes) -> bytes:
-        return hmac.new(b"k", data, hashlib.sha256).digest()
+def Hasher() -> CardHasher:
+    return CardHasher("k1", b"k")
 
 
 def txn(**fields: Any) -> Txn:

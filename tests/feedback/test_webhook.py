@@ -297,6 +297,7 @@ class Store:
     claimed: set[int] = field(default_factory=set)
     attempts: list[WebhookAttempt] = field(default_factory=list)
     due_calls: list[tuple[float, int]] = field(default_factory=list)
+    held_calls: list[frozenset[int]] = field(default_factory=list)
     fail_due: int = 0
     fail_record: int = 0
     hold_record: list[defer.Deferred[None]] = field(default_factory=list)
@@ -307,8 +308,11 @@ class Store:
     ) -> None:
         self.pending[id] = (PendingWebhook(id, issuer, URL, BODY, attempts), at)
 
-    def due(self, now: float, limit: int) -> defer.Deferred[list[PendingWebhook]]:
+    def due(
+        self, now: float, limit: int, held: frozenset[int] = frozenset()
+    ) -> defer.Deferred[list[PendingWebhook]]:
         self.due_calls.append((now, limit))
+        self.held_calls.append(held)
         if self.fail_due:
             self.fail_due -= 1
             return defer.fail(RuntimeError("database is down"))
@@ -353,7 +357,9 @@ class SlowStore:
         self.inner = inner
         self.held: list[defer.Deferred[list[PendingWebhook]]] = []
 
-    def due(self, now: float, limit: int) -> defer.Deferred[list[PendingWebhook]]:
+    def due(
+        self, now: float, limit: int, held: frozenset[int] = frozenset()
+    ) -> defer.Deferred[list[PendingWebhook]]:
         self.held.append(defer.Deferred())
         return self.held[-1]
 
@@ -564,6 +570,25 @@ def test_poke_sends_without_waiting_for_the_poll() -> None:
     assert len(agent.sent) == 1
     assert store.due_calls == [(NOW, 4), (NOW + 1, 4)]
     agent.answer(204)
+    stop(worker, clock)
+
+
+def test_a_fetch_while_posting_names_the_webhooks_in_flight() -> None:
+    """A poke while a post is in flight tells the store which webhooks this
+    worker holds (the store never hands them out again); once recorded they
+    are no longer held."""
+    worker, store, agent, clock = rig(poll_interval=5.0)
+    store.add(6)
+    worker.start()
+    assert len(agent.sent) == 1
+    store.add(7)
+    worker.poke()
+    assert store.held_calls == [frozenset(), frozenset({6})]
+    assert len(agent.sent) == 2
+    agent.answer(204)
+    agent.answer(204)
+    worker.poke()
+    assert store.held_calls[-1] == frozenset()
     stop(worker, clock)
 
 

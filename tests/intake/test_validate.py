@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import itertools
 import pickle
 from datetime import UTC, datetime, timedelta, timezone
@@ -26,6 +24,7 @@ from smsgw.intake.validate import (
     validate_ping,
     validate_txn,
 )
+from smsgw.store.keys import CardHasher
 
 # ../shared/spec/intake-v1.md, "Test vector" (the body string, parsed)
 VECTOR = (
@@ -38,21 +37,9 @@ PAN = "6222021234567894"
 NOW = 1764417605.0
 
 
-class HmacHasher:
-    """HMAC-SHA256 under a fixed test key, the shape of the gateway's hasher."""
-
-    def __init__(self, key: bytes = b"\x07" * 32) -> None:
-        self._hmac = hmac.new(key, digestmod=hashlib.sha256)
-
-    def card_hash(self, pan: str) -> str:
-        h = self._hmac.copy()
-        h.update(pan.encode("ascii"))
-        return "k1:" + h.hexdigest()
-
-    def digest(self, data: bytes) -> bytes:
-        h = self._hmac.copy()
-        h.update(data)
-        return h.digest()
+def HmacHasher(key: bytes = b"\x07" * 32) -> CardHasher:
+    """The gateway's hasher (HMAC-SHA256) under a fixed test key."""
+    return CardHasher("k1", key)
 
 
 HASHER = HmacHasher()

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from smsgw.service.auditcli import audit_export, audit_verify
 from smsgw.store.chain import forget, load_audit_signer, seal
 from smsgw.store.db import make_engine, upgrade
-from tests.store.helpers import ACCEPT, NOW, hasher, item, txn
+from tests.store.helpers import ACCEPT, NOW, hasher, item, test_vault, txn
 
 
 def test_verify_and_export(tmp_path: Path) -> None:
@@ -25,7 +25,7 @@ def test_verify_and_export(tmp_path: Path) -> None:
     data["database"]["url"] = f"sqlite:///{db}"
     data["keys_dir"] = str(tmp_path / "keys")
     config.write_text(yaml.safe_dump(data, allow_unicode=True))
-    engine = make_engine(f"sqlite:///{db}")
+    engine = make_engine(f"sqlite:///{db}", vault=test_vault())
     upgrade(engine)
     ns = Namespace(config=str(config))
     out, err = io.StringIO(), io.StringIO()

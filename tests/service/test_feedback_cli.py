@@ -1,4 +1,5 @@
-"""``smsgw feedback show|report|unmatched`` on SQLite and PostgreSQL."""
+"""``smsgw feedback show|report|unmatched|opt-out|opt-in`` on SQLite and
+PostgreSQL (the CLI reads the test vault's keys from ``keys_dir``)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ def reply(engine: Engine, number: str, body: str, at: float) -> None:  # noqa: F
 
 @pytest.fixture
 def cli(tmp_path: Path, db_url: str, engine: Engine) -> Cli:  # noqa: F811
+    """The CLI with the keys of the vault the ``engine`` fixture carries."""
     return Cli(write_config(tmp_path, db_url))
 
 
@@ -122,8 +124,30 @@ def test_operators_opt_a_number_out_and_back_in(
             for row in conn.execute(text("SELECT action FROM audit ORDER BY id"))
         ]
     assert actions == ["opt_out", "opt_in"]
+    with engine.connect() as conn:
+        for table in ("opt_outs", "audit", "subscribers"):
+            for row in conn.execute(text(f"SELECT * FROM {table}")):
+                assert "8613800000001" not in str(tuple(row)), table
     bad = cli("feedback", "opt-in", "--msisdn", "12")
     assert (bad.code, bad.err) == (
         2,
         "smsgw feedback opt-in: --msisdn: not a possible phone number: '12'\n",
     )
+
+
+def test_numbers_the_keys_do_not_open_exit_2(
+    tmp_path: Path,
+    db_url: str,  # noqa: F811
+    engine: Engine,  # noqa: F811
+) -> None:
+    """With msisdn keys in keys_dir other than the ones the numbers were sealed
+    with, showing them exits 2 naming keys_dir (never a traceback or a number)."""
+    cli = Cli(write_config(tmp_path, db_url))
+    (tmp_path / "keys" / "msisdn-k1.key").write_text("00" * 32 + "\n")  # not k1
+    t = txn(hasher(tmp_path), txn_id="t0", msisdn="+8613800000001")
+    [out] = run(engine, ACCEPT, [item(t, now=NOW)])
+    r = cli("feedback", "show", out.result.ref)
+    assert r.code == 2
+    assert r.err.startswith("smsgw feedback show: ciphertext under key k1 does not")
+    assert f"keys_dir {tmp_path / 'keys'}" in r.err
+    assert "8613800000001" not in r.err + r.out

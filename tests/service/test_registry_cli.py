@@ -16,9 +16,11 @@ from twisted.internet.task import Clock
 from smsgw.service.registry_cli import add_registry_commands, main_registry
 from smsgw.store import schema as S
 from smsgw.store.db import make_engine
+from smsgw.store.pii import NOTIFY
 
 # Every database test runs on both backends: reuse the store fixtures.
 from tests.store.conftest import db_url, engine, pg_url  # noqa: F401
+from tests.store.helpers import test_vault
 
 NOW = 1764417605.0
 PAN = "6222021234567894"
@@ -27,6 +29,12 @@ KEY = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 KEY2 = "202122232425262728292a2b2c2d2e2f"
 CERT = "ab" * 32
 TEMPLATE = "{{ signature }}: card {{ last4 }} paid {{ amount }}"
+# The msisdn keys of tests.store.helpers.test_vault (the engine fixture's), so
+# that the commands and the tests' engine seal and open alike.
+MSISDN_KEYS = {
+    "msisdn-k1.key": bytes(range(32)).hex(),
+    "msisdn-index-k1.key": bytes(range(32, 64)).hex(),
+}
 
 
 @dataclass
@@ -39,10 +47,16 @@ class Result:
 
 
 def write_config(tmp_path: Path, url: str) -> Path:
-    """A configuration on ``url`` with two issuers and two terminals."""
+    """A configuration on ``url`` with two issuers and two terminals, and the
+    test vault's msisdn keys in its keys_dir."""
+    keys = tmp_path / "keys"
+    keys.mkdir(mode=0o700, exist_ok=True)
+    for name, key in MSISDN_KEYS.items():
+        (keys / name).write_text(key + "\n")
+        (keys / name).chmod(0o600)
     data = {
         "database": {"url": url},
-        "keys_dir": str(tmp_path / "keys"),
+        "keys_dir": str(keys),
         "intake": {"listen": "tcp:7400:interface=127.0.0.1"},
         "terminals": [
             {"id": "T1", "key": KEY, "rate": 50},
@@ -358,6 +372,105 @@ def test_merchant_csv_round_trip(cli: Cli, tmp_path: Path) -> None:
     r = cli("merchants", "import", "-", stdin="merchant_id,name\nM9,\n")
     assert r.code == 2
     assert "line 2: name: " in r.err
+
+
+def test_no_clear_number_at_rest(cli: Cli, engine: Engine) -> None:  # noqa: F811
+    """Numbers added, imported and changed through the commands are sealed in
+    subscribers and merchants and masked in audit; the commands show them and
+    export them in clear."""
+    numbers = [f"+86138001380{n:02d}" for n in range(6)]
+    assert cli("subscribers", "add", "--pan", PAN, "--msisdn", numbers[0]).code == 0
+    assert cli("subscribers", "add", "--pan", PAN, "--msisdn", numbers[1]).code == 0
+    r = cli(
+        "subscribers", "import", "-",
+        stdin=f"card_token,msisdn\ntok-1,{numbers[2]}\n",
+    )  # fmt: skip
+    assert r.code == 0
+    r = cli(
+        "merchants", "add", "--merchant-id", "M1", "--name", "Shop",
+        "--notify", numbers[3], "--notify", numbers[4],
+    )  # fmt: skip
+    assert r.code == 0
+    r = cli(
+        "merchants", "import", "-",
+        stdin=f"merchant_id,name,notify\nM1,Shop,{numbers[5]}\nM2,Bar,\n",
+    )  # fmt: skip
+    assert r.code == 0
+    with engine.connect() as conn:
+        values = [
+            str(value)
+            for table in (S.subscribers, S.merchants, S.audit)
+            for row in conn.execute(select(table))
+            for value in row
+            if value is not None
+        ]
+        notify = conn.execute(
+            select(S.merchants.c.notify).order_by(S.merchants.c.merchant_id)
+        ).scalars()
+        assert [test_vault().open_opt(n, NOTIFY) for n in notify] == [numbers[5], ""]
+        details = " ".join(conn.execute(select(S.audit.c.detail)).scalars())
+    assert len(values) > 40
+    for value in values:
+        for number in numbers:
+            assert number[-9:] not in value
+    for n in range(6):
+        assert f"+86138****80{n:02d}" in details
+    r = cli("subscribers", "list", "--msisdn", numbers[1])
+    assert numbers[1] in r.out
+    assert "622202******7894" in r.out
+    assert cli("subscribers", "list", "--msisdn", numbers[0]).out.count("\n") == 1
+    export = cli("subscribers", "export").out
+    assert numbers[1] in export
+    assert numbers[2] in export
+    assert f"M1,Shop,{numbers[5]}," in cli("merchants", "export").out
+
+
+def test_list_by_number_during_an_index_key_rotation(
+    cli: Cli,
+    engine: Engine,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A subscriber indexed under msisdn-index-k1 is still found by number
+    once msisdn-index-k2 is added, and is re-indexed when it is replaced."""
+    r = cli("subscribers", "add", "--pan", PAN, "--msisdn", "+8613800138000")
+    assert r.code == 0
+    k2 = tmp_path / "keys" / "msisdn-index-k2.key"
+    k2.write_text(bytes(range(64, 96)).hex() + "\n")
+    k2.chmod(0o600)
+    r = cli("subscribers", "list", "--msisdn", "+86 138 0013 8000", "--json")
+    assert (r.code, json.loads(r.out)["msisdn"]) == (0, "+8613800138000")
+    r = cli(
+        "subscribers", "add", "--pan", PAN, "--msisdn", "+8613800138000", "--lang", "en"
+    )
+    assert r.out == "subscriber 622202******7894 (default): updated\n"
+    r = cli("subscribers", "list", "--msisdn", "+8613800138000", "--json")
+    assert json.loads(r.out)["lang"] == "en"
+    with engine.connect() as conn:
+        (ix,) = conn.execute(select(S.subscribers.c.msisdn_index)).scalars()
+    assert ix.startswith("k2:")
+
+
+def test_msisdn_key_readable_by_others_exits_2(cli: Cli, tmp_path: Path) -> None:
+    """An msisdn key file others can read is refused before the database is used."""
+    (tmp_path / "keys" / "msisdn-index-k1.key").chmod(0o644)
+    r = cli("subscribers", "list")
+    assert (r.code, r.out) == (2, "")
+    assert r.err.startswith("smsgw subscribers list: ")
+    assert "msisdn-index-k1.key: readable by group or others" in r.err
+
+
+def test_numbers_sealed_under_other_keys_exit_2(cli: Cli, tmp_path: Path) -> None:
+    """Numbers the keys in keys_dir do not open are reported: exit 2."""
+    r = cli("subscribers", "add", "--card-token", "t", "--msisdn", "+8613800138000")
+    assert r.code == 0
+    (tmp_path / "keys" / "msisdn-k1.key").write_text("ab" * 32 + "\n")
+    r = cli("subscribers", "list")
+    assert (r.code, r.out) == (2, "")
+    assert r.err == (
+        "smsgw subscribers list: ciphertext under key k1 does not open (altered?): "
+        f"check that keys_dir {tmp_path / 'keys'} holds the gateway's msisdn keys\n"
+    )
+    assert "+8613800138000" not in r.err
 
 
 def test_terminals_list_shows_no_key(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from smsgw.store.db import make_engine, upgrade
+from tests.store.helpers import test_vault
 
 PG_URL = os.environ.get(
     "SMSGW_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -79,7 +80,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
     """An engine on a migrated, empty database of each backend."""
-    eng = make_engine(db_url)
+    eng = make_engine(db_url, vault=test_vault())
     upgrade(eng)
     yield eng
     eng.dispose()

@@ -11,11 +11,34 @@ from smsgw.intake.validate import Txn, validate_txn
 from smsgw.service.config_alerts import IssuerConfig
 from smsgw.store.accept import Accepted, AcceptItem, make_accept_op
 from smsgw.store.keys import CardHasher, load_card_hasher
+from smsgw.store.pii import Vault
 from smsgw.store.writer import BatchOp
 
 NOW = 1764417605.0
 PAN = "6222021234567894"
 ISSUER = IssuerConfig(name="default", signature={"zh": "示例银行", "en": "Demo Bank"})
+
+
+_TEST_KEYS = {"msisdn": bytes(range(32)), "msisdn-index": bytes(range(32, 64))}
+
+
+def test_vault() -> Vault:
+    """A vault with fixed test keys (k1 for numbers and for the index)."""
+    return Vault({"k1": _TEST_KEYS["msisdn"]}, {"k1": _TEST_KEYS["msisdn-index"]})
+
+
+def write_test_vault(keys_dir: Path) -> Path:
+    """Write `test_vault`'s keys as key files in ``keys_dir`` (for a child
+    process that loads them); returns ``keys_dir``."""
+    keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for name, key in _TEST_KEYS.items():
+        path = keys_dir / f"{name}-k1.key"
+        path.write_text(key.hex() + "\n")
+        path.chmod(0o600)
+    return keys_dir
+
+
+test_vault.__test__ = False  # type: ignore[attr-defined]
 
 
 def hasher(tmp: Path) -> CardHasher:

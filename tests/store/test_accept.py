@@ -7,7 +7,20 @@ from pathlib import Path
 from sqlalchemy import Engine, insert
 
 from smsgw.store import schema as S
-from tests.store.helpers import ACCEPT, NOW, PAN, hasher, item, rows, run, txn
+from smsgw.store.db import make_engine, upgrade
+from smsgw.store.keys import load_card_hasher
+from smsgw.store.pii import NOTIFY, Vault
+from tests.store.helpers import (
+    ACCEPT,
+    NOW,
+    PAN,
+    hasher,
+    item,
+    rows,
+    run,
+    test_vault,
+    txn,
+)
 
 
 def test_new_transaction_is_accepted_with_its_alert(
@@ -96,6 +109,9 @@ def _subscriber(engine: Engine, **kw: object) -> None:
         "updated_at": NOW,
     }
     row.update(kw)
+    v = test_vault()
+    row["msisdn_index"] = v.index(str(row["msisdn"]))
+    row["msisdn"] = v.seal(str(row["msisdn"]))
     with engine.begin() as conn:
         conn.execute(insert(S.subscribers), [row])
 
@@ -166,7 +182,7 @@ def test_merchant_with_numbers_is_notified(engine: Engine, tmp_path: Path) -> No
                     "issuer": "default",
                     "merchant_id": "M001",
                     "name": "Starbucks",
-                    "notify": "+8613700000002",
+                    "notify": test_vault().seal("+8613700000002", NOTIFY),
                     "lang": "en",
                     "templates": "{}",
                     "created_at": NOW,
@@ -180,3 +196,86 @@ def test_merchant_with_numbers_is_notified(engine: Engine, tmp_path: Path) -> No
     assert len(merchant) == 1
     assert "7894" in merchant[0].text
     assert PAN not in merchant[0].text
+
+
+def test_numbers_are_sealed_and_indexed_at_rest(engine: Engine, tmp_path: Path) -> None:
+    """The transaction's number and each alert's destination are stored only as
+    ciphertexts under the newest key; the alert carries the blind index the
+    reply matching looks up; the queued alert (for dispatch) has the number."""
+    h = hasher(tmp_path)
+    [out] = run(engine, ACCEPT, [item(txn(h))])
+    v = test_vault()
+    with engine.connect() as conn:
+        [t] = rows(conn, S.transactions)
+        [a] = rows(conn, S.alerts)
+    assert out.queued[0].destination == "+8613800138000"
+    assert "13800138000" not in repr(t) + repr(a)
+    assert t.msisdn.startswith("k1:")
+    assert v.open(t.msisdn) == "+8613800138000"
+    assert v.open(a.destination) == "+8613800138000"
+    assert a.dest_index == v.index("+8613800138000")
+
+
+def test_an_opt_out_indexed_under_an_older_key_is_still_honoured(
+    db_url: str, tmp_path: Path
+) -> None:
+    """During an index-key rotation (k2 added, rows not yet re-indexed) a number
+    that opted out under k1 still gets no alert."""
+    old = test_vault()
+    new = Vault(
+        {"k1": bytes(range(32))}, {"k1": bytes(range(32, 64)), "k2": b"\x07" * 32}
+    )
+    engine = make_engine(db_url, vault=new)
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(S.opt_outs),
+            [{"issuer": "default", "msisdn_index": old.index("+8613800138000"),
+              "msisdn": old.seal("+8613800138000"), "at": NOW, "via": "sms",
+              "mo_id": None}],
+        )  # fmt: skip
+    h = hasher(tmp_path)
+    [out] = run(engine, ACCEPT, [item(txn(h))])
+    assert (out.result.status, out.result.alerts) == ("accepted", 0)
+    with engine.connect() as conn:
+        # new rows are indexed under the newest key
+        [t] = rows(conn, S.transactions)
+    assert new.open(t.msisdn) == "+8613800138000"
+    engine.dispose()
+
+
+def test_after_a_card_hash_key_rotation_earlier_cards_and_requests_are_found(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """card-hash-k2.key added: a card enrolled under k1 still finds its
+    subscriber, a retry of a request accepted under k1 is still a duplicate
+    (a changed one a conflict), and new rows are hashed under k2."""
+    keys = tmp_path / "keys"
+    old = hasher(tmp_path)
+    _subscriber(
+        engine, card_hash=old.card_hash(PAN), lang="en", msisdn="+8613900000009"
+    )
+    [first] = run(engine, ACCEPT, [item(txn(old, msisdn=None, txn_id="A1"))])
+    assert first.queued[0].destination == "+8613900000009"
+    (keys / "card-hash-k2.key").write_text("22" * 32 + "\n")
+    (keys / "card-hash-k2.key").chmod(0o600)
+    new = load_card_hasher(keys)
+    assert (new.key_id, new.rotating) == ("k2", True)
+    assert new.old_card_hashes(PAN) == (old.card_hash(PAN),)
+    retry, changed, fresh = run(
+        engine,
+        ACCEPT,
+        [
+            item(txn(new, msisdn=None, txn_id="A1")),
+            item(txn(new, msisdn=None, txn_id="A1", amount="9.00")),
+            item(txn(new, msisdn=None, txn_id="A2")),
+        ],
+    )
+    assert (retry.result.status, retry.result.ref) == ("duplicate", first.result.ref)
+    assert changed.result.status == "conflict"
+    assert fresh.result.status == "accepted"
+    assert fresh.queued[0].destination == "+8613900000009"
+    with engine.connect() as conn:
+        hashes = {r.txn_id: r.card_hash for r in rows(conn, S.transactions)}
+    assert hashes["A1"].startswith("k1:")
+    assert hashes["A2"].startswith("k2:")

@@ -14,12 +14,12 @@ import pytest
 from smsgw.service.dbcli import db_backup, db_restore
 from smsgw.store.backup import BackupError, backup, inspect, restore
 from smsgw.store.db import head_revision, make_engine, upgrade
-from tests.store.helpers import ACCEPT, hasher, item, run, txn
+from tests.store.helpers import ACCEPT, hasher, item, run, test_vault, txn
 
 
 def _db(tmp_path: Path) -> Path:
     path = tmp_path / "data" / "smsgw.db"
-    engine = make_engine(f"sqlite:///{path}")
+    engine = make_engine(f"sqlite:///{path}", vault=test_vault())
     upgrade(engine)
     h = hasher(tmp_path)
     run(engine, ACCEPT, [item(txn(h, txn_id=f"t{i}")) for i in range(50)])

@@ -10,17 +10,21 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from smsgw.service.dbcli import db_status, db_upgrade
 from smsgw.store.db import (
     SchemaError,
     check_schema,
+    current_revision,
     head_revision,
     make_engine,
     upgrade,
 )
+from smsgw.store.keys import KeyFileError
+from smsgw.store.pii import NOTIFY, WEBHOOK
 from smsgw.store.schema import metadata
+from tests.store.helpers import test_vault
 
 
 def test_migrations_build_exactly_the_schema_in_code(engine: Engine) -> None:
@@ -39,14 +43,21 @@ def test_upgrade_twice_changes_nothing(db_url: str) -> None:
     engine.dispose()
 
 
-def test_an_older_database_upgrades_with_its_rows_and_downgrades(db_url: str) -> None:
-    """A database at 0001 holding an MO message upgrades to head (the new columns
-    get their defaults) and 0002 downgrades back to exactly 0001."""
+def _downgrade(engine: Engine, revision: str) -> None:
     from alembic import command
 
-    from smsgw.store.db import _alembic_config
+    from smsgw.store.db import _alembic_config, migrating
 
-    engine = make_engine(db_url)
+    cfg = _alembic_config()
+    with migrating(engine) as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+
+
+def test_an_older_database_upgrades_with_its_rows_and_downgrades(db_url: str) -> None:
+    """A database at 0001 holding an MO message upgrades to head (the new columns
+    get their defaults) and downgrades back to exactly 0001."""
+    engine = make_engine(db_url, vault=test_vault())
     upgrade(engine, "0001")
     with engine.begin() as conn:
         conn.execute(
@@ -59,14 +70,126 @@ def test_an_older_database_upgrades_with_its_rows_and_downgrades(db_url: str) ->
     with engine.connect() as conn:
         row = conn.execute(text("SELECT parts, complete FROM mo_messages")).one()
     assert (row.parts, bool(row.complete)) == (1, True)
-    cfg = _alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0001")
+    _downgrade(engine, "0001")
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
+        source = conn.execute(text("SELECT source FROM mo_messages")).scalar_one()
+    assert source == "8613800138000"
     assert any(d[0] == "add_table" and d[1].name == "opt_outs" for d in diff)
     assert upgrade(engine) == ("0001", head_revision())
+    engine.dispose()
+
+
+_CLEAR_ROWS = [
+    "INSERT INTO transactions (ref, issuer, terminal_id, txn_id, content_digest, "
+    "kind, result, amount, amount_minor, currency, last4, merchant_id, local_time, "
+    "msisdn, alerts, received_at) VALUES ('r1', 'default', 'T1', 'x1', :d, "
+    "'purchase', 'approved', '1.00', 100, 'CNY', '7894', 'M1', 't', "
+    "'+8613800138000', 1, 1.0)",
+    "INSERT INTO alerts (id, ref, issuer, audience, destination, lang, text, "
+    "encoding, parts, priority, status, attempts, created_at, updated_at, "
+    "not_before, expires_at) VALUES ('r1.1', 'r1', 'default', 'cardholder', "
+    "'+8613800138000', 'en', 'hi', 'gsm7', 1, 1, 'delivered', 1, 1.0, 1.0, 1.0, 9.0)",
+    "INSERT INTO parts (alert_id, part_no, carrier, message_id, status, "
+    "submitted_at) VALUES ('r1.1', 1, 'sim', 'm1', 'delivered', 1.0)",
+    "INSERT INTO mo_messages (carrier, source, destination, text, received_at, "
+    "msisdn) VALUES ('sim', '8613800138000', '95588', 'N', 1.0, '+8613800138000')",
+    "INSERT INTO mo_parts (group_key, carrier, source, destination, data_coding, "
+    "ref, total, seq, method, data, received_at) VALUES "
+    "('8613911112222|95588|7|2|udh', 'sim', '8613911112222', '95588', 0, 7, 2, 1, "
+    "'udh', :d, 1.0)",
+    "INSERT INTO opt_outs (issuer, msisdn, at, via) VALUES "
+    "('default', '+8613800138000', 1.0, 'sms')",
+    "INSERT INTO webhooks (issuer, event, ref, url, body, status, attempts, "
+    "created_at, next_at) VALUES ('default', 'not_me', 'r1', 'https://x', "
+    ":body, 'pending', 0, 1.0, 1.0)",
+    "INSERT INTO merchants (issuer, merchant_id, name, notify, templates, "
+    "created_at, updated_at) VALUES ('default', 'M1', 'Shop', "
+    "'+8613922223333 +8613944445555', '{}', 1.0, 1.0)",
+    "INSERT INTO merchants (issuer, merchant_id, name, notify, templates, "
+    "created_at, updated_at) VALUES ('default', 'M2', 'Quiet', '', '{}', 1.0, 1.0)",
+    "INSERT INTO subscribers (issuer, card_token, msisdn, opted_out, created_at, "
+    "updated_at) VALUES ('default', 'tok1', '+8613966667777', false, 1.0, 1.0)",
+]
+_NUMBERS = (
+    "8613800138000",
+    "8613911112222",
+    "8613922223333",
+    "8613944445555",
+    "8613966667777",
+)
+
+
+def _dump(conn: Connection) -> str:
+    """Every value of every table, as text (to look for numbers in clear)."""
+    out = []
+    for table in metadata.sorted_tables:
+        for row in conn.execute(text(f"SELECT * FROM {table.name}")):
+            out.extend(
+                bytes(v).decode("latin-1")
+                if isinstance(v, (bytes, memoryview))
+                else str(v)
+                for v in row
+            )
+    return "\n".join(out)
+
+
+def test_numbers_stored_before_0004_are_sealed_and_indexed(db_url: str) -> None:
+    """Upgrading a 0003 database that holds numbers in every place seals each
+    one (no number left in clear), fills the blind indexes the look-ups use,
+    and downgrading opens them again; without the keys the upgrade refuses
+    before changing anything."""
+    v = test_vault()
+    bare = make_engine(db_url)
+    upgrade(bare, "0003")
+    with bare.begin() as conn:
+        for sql in _CLEAR_ROWS:
+            conn.execute(
+                text(sql), {"d": b"\x00" * 32, "body": b'{"from":"+8613800138000"}'}
+            )
+    with pytest.raises(KeyFileError, match="run `smsgw db upgrade --config FILE`"):
+        upgrade(bare)
+    assert current_revision(bare) == "0003"
+    bare.dispose()
+
+    engine = make_engine(db_url, vault=v)
+    assert upgrade(engine) == ("0003", head_revision())
+    with engine.connect() as conn:
+        dump = _dump(conn)
+        assert not [n for n in _NUMBERS if n in dump]
+        number = "+8613800138000"
+        txn = conn.execute(text("SELECT msisdn FROM transactions")).scalar_one()
+        alert = conn.execute(text("SELECT destination, dest_index FROM alerts")).one()
+        mo = conn.execute(text("SELECT source, msisdn_index FROM mo_messages")).one()
+        opt = conn.execute(text("SELECT msisdn, msisdn_index FROM opt_outs")).one()
+        sub = conn.execute(text("SELECT msisdn, msisdn_index FROM subscribers")).one()
+        body = conn.execute(text("SELECT body FROM webhooks")).scalar_one()
+        notify = dict(
+            conn.execute(text("SELECT merchant_id, notify FROM merchants")).all()
+        )
+        part = conn.execute(text("SELECT source, group_key FROM mo_parts")).one()
+    assert v.open(txn) == v.open(alert.destination) == v.open(opt.msisdn) == number
+    assert alert.dest_index == opt.msisdn_index == mo.msisdn_index == v.index(number)
+    assert v.open(mo.source) == "8613800138000"
+    assert (v.open(sub.msisdn), sub.msisdn_index) == (
+        "+8613966667777",
+        v.index("+8613966667777"),
+    )
+    assert v.open_bytes(body, WEBHOOK) == b'{"from":"+8613800138000"}'
+    assert v.open(notify["M1"], NOTIFY) == "+8613922223333 +8613944445555"
+    assert notify["M2"] == ""
+    assert v.open(part.source) == "8613911112222"
+    assert part.group_key == v.index("8613911112222|95588|7|2|udh")
+
+    _downgrade(engine, "0003")
+    with engine.connect() as conn:
+        dump = _dump(conn)
+        mo_number = conn.execute(text("SELECT msisdn FROM mo_messages")).scalar_one()
+    assert all(n in dump for n in _NUMBERS[:1] + _NUMBERS[2:])
+    assert mo_number == number
+    assert upgrade(engine) == ("0003", head_revision())
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
     engine.dispose()
 
 

@@ -29,7 +29,7 @@ from smsgw.store.procwriter import StoreProcessWriter, spawn_store_process
 from smsgw.store.remote import encode_frame, split_frames
 from smsgw.store.rows import ReceiptRecord
 from smsgw.store.writer import BatchOp, StoreUnavailable
-from tests.store.helpers import ACCEPT, NOW, hasher, item, txn
+from tests.store.helpers import ACCEPT, NOW, hasher, item, txn, write_test_vault
 
 
 def _echo(conn: Connection, items: Sequence[Any]) -> list[Any]:
@@ -343,9 +343,12 @@ def _count(engine: Engine, table: Any) -> int:
 
 
 @pytest.fixture
-def real_writer(engine: Engine) -> Generator[StoreProcessWriter, None, None]:
+def real_writer(
+    engine: Engine, tmp_path: Path
+) -> Generator[StoreProcessWriter, None, None]:
     url = engine.url.render_as_string(hide_password=False)
-    writer = StoreProcessWriter(spawn_store_process(reactor, url), reactor)
+    keys = write_test_vault(tmp_path / "child-keys")
+    writer = StoreProcessWriter(spawn_store_process(reactor, url, keys), reactor)
     yield writer
     pytest_twisted.blockon(writer.stop())
 

@@ -13,7 +13,9 @@ from smsgw.alerts.plan import Merchant
 from smsgw.alerts.templates import TemplateError, check_template
 from smsgw.store import schema as S
 from smsgw.store.accept import subscriber_from_row
+from smsgw.store.db import make_engine
 from smsgw.store.keys import CardHasher, load_card_hasher
+from smsgw.store.pii import MSISDN, NOTIFY, PiiError, Vault
 from smsgw.store.registry import (
     ImportCounts,
     add_merchant,
@@ -40,6 +42,7 @@ from smsgw.store.registry_csv import (
     import_merchants,
     import_subscribers,
 )
+from tests.store.helpers import test_vault
 
 NOW = 1764417605.0
 PAN = "6222021234567894"
@@ -341,16 +344,23 @@ def test_add_then_update_subscriber(engine: Engine, hasher: CardHasher) -> None:
         audit = audit_rows(conn)
     assert len(rows) == 1
     row = rows[0]
-    assert (row.msisdn, row.lang, row.opted_out) == ("+8613900139000", None, True)
+    v = test_vault()
+    assert (v.open(row.msisdn), row.lang, row.opted_out) == (
+        "+8613900139000",
+        None,
+        True,
+    )
+    assert row.msisdn_index == v.index("+8613900139000")
     assert (row.created_at, row.updated_at) == (NOW, NOW + 1)
-    planner = subscriber_from_row(row)
+    planner = subscriber_from_row(row, v)
     assert planner.opted_out is True
     assert planner.msisdn == "+8613900139000"
     assert [(a.action, a.actor, a.issuer, a.subject, a.at) for a in audit] == [
         ("subscriber.add", "cli", "default", "622202******7894", NOW),
         ("subscriber.update", "cli", "default", "622202******7894", NOW + 1),
     ]
-    assert '"msisdn":["+8613800138000","+8613900139000"]' in audit[1].detail
+    assert '"msisdn":"+86138****8000"' in audit[0].detail
+    assert '"msisdn":["+86138****8000","+86139****9000"]' in audit[1].detail
     assert '"opted_out":[false,true]' in audit[1].detail
 
 
@@ -469,7 +479,109 @@ def test_add_update_list_remove_merchant(engine: Engine) -> None:
         ("merchant.add", "M001", "bank2"),
         ("merchant.remove", "M001", "default"),
     ]
+    assert '"notify":"+86138****8000"' in audit[0].detail
     assert '"name":["星巴克(南京西路店)","Starbucks"]' in audit[1].detail
+    assert '"notify":["+86138****8000",""]' in audit[1].detail
+    assert '"notify":""' in audit[3].detail
+
+
+def test_merchant_notify_is_one_ciphertext(engine: Engine) -> None:
+    """The notify numbers are sealed together, for the notify purpose only,
+    and listed in clear."""
+    numbers = ("+8613800138000", "+8613800138001")
+    with engine.begin() as conn:
+        add_merchant(conn, merchant(notify=" ".join(numbers)), now=NOW)
+        stored = conn.execute(select(S.merchants.c.notify)).scalar_one()
+        (listed,) = list_merchants(conn)
+    v = test_vault()
+    assert v.open(stored, NOTIFY) == " ".join(numbers)
+    with pytest.raises(PiiError):
+        v.open(stored, MSISDN)
+    assert listed.notify == numbers
+
+
+# -- numbers at rest -------------------------------------------------------------
+
+
+def every_value(conn: Connection, *tables: Any) -> list[str]:
+    """Every value of every column of ``tables``, as text."""
+    return [
+        str(value)
+        for table in tables
+        for row in conn.execute(select(table))
+        for value in row
+        if value is not None
+    ]
+
+
+def test_no_clear_number_at_rest(engine: Engine, hasher: CardHasher) -> None:
+    """After adds, updates, imports and removals of subscribers and merchants,
+    no column of subscribers, merchants or audit holds a clear number; the
+    audit rows name them masked."""
+    numbers = [f"+86138001380{n:02d}" for n in range(8)]
+    subscribers_csv = f"card_token,msisdn\ntok-3,{numbers[3]}\ntok-4,{numbers[4]}\n"
+    merchants_csv = (
+        f'merchant_id,name,notify\nM2,Shop,"{numbers[5]} {numbers[6]}"\nM3,Bar,\n'
+    )
+    with engine.begin() as conn:
+        add_subscriber(conn, sub(hasher, msisdn=numbers[0]), now=NOW)
+        add_subscriber(conn, sub(hasher, msisdn=numbers[1]), now=NOW)
+        add_subscriber(conn, sub(hasher, pan=PAN2, msisdn=numbers[2]), now=NOW)
+        import_subscribers(
+            conn, io.StringIO(subscribers_csv), issuers=ISSUERS, hasher=None, now=NOW
+        )
+        key = subscriber_key(issuers=ISSUERS, hasher=hasher, pan=PAN2)
+        remove_subscriber(conn, key, now=NOW)
+        add_merchant(conn, merchant(notify=numbers[:2]), now=NOW)
+        add_merchant(conn, merchant(notify=numbers[7]), now=NOW)
+        import_merchants(conn, io.StringIO(merchants_csv), issuers=ISSUERS, now=NOW)
+        remove_merchant(conn, issuer="default", merchant_id="M2", now=NOW)
+        values = every_value(conn, S.subscribers, S.merchants, S.audit)
+        indexes = set(conn.execute(select(S.subscribers.c.msisdn_index)).scalars())
+        details = " ".join(conn.execute(select(S.audit.c.detail)).scalars())
+        assert [s.msisdn for s in list_subscribers(conn)] == [
+            numbers[1],
+            numbers[3],
+            numbers[4],
+        ]
+        assert [m.notify for m in list_merchants(conn)] == [(numbers[7],), ()]
+    assert len(values) > 100
+    for value in values:
+        for number in numbers:
+            assert number[-9:] not in value
+    v = test_vault()
+    assert indexes == {v.index(numbers[n]) for n in (1, 3, 4)}
+    for n in range(8):
+        assert f"+86138****80{n:02d}" in details
+
+
+def test_list_by_number_under_an_older_index_key(
+    engine: Engine, db_url: str, hasher: CardHasher
+) -> None:
+    """During an index-key rotation a subscriber indexed under the older key
+    is still found by number; an update re-indexes it under the newest key."""
+    enc, k1, k2 = bytes(range(32)), bytes(range(32, 64)), bytes(range(64, 96))
+    before = make_engine(db_url, vault=Vault({"k1": enc}, {"k1": k1}))
+    during = make_engine(db_url, vault=Vault({"k1": enc}, {"k1": k1, "k2": k2}))
+    try:
+        with before.begin() as conn:
+            add_subscriber(conn, sub(hasher), now=NOW)
+            other = sub(hasher, pan=PAN2, msisdn="+8613900139000")
+            add_subscriber(conn, other, now=NOW)
+        with during.begin() as conn:
+            assert list_subscribers(conn, msisdn="+86 138 0013 8000") == [sub(hasher)]
+            add_subscriber(conn, sub(hasher, lang="en"), now=NOW + 1)
+            assert list_subscribers(conn, msisdn="+8613800138000") == [
+                sub(hasher, lang="en")
+            ]
+            assert list_subscribers(conn, msisdn="+8613900139000") == [other]
+            ix = conn.execute(
+                select(S.subscribers.c.msisdn_index).order_by(S.subscribers.c.id)
+            ).scalars()
+            assert [i.partition(":")[0] for i in ix] == ["k2", "k1"]
+    finally:
+        before.dispose()
+        during.dispose()
 
 
 # -- CSV ------------------------------------------------------------------------
@@ -508,6 +620,7 @@ def test_subscriber_csv_round_trip(engine: Engine, hasher: CardHasher) -> None:
         "issuer,card_token,masked_pan,card_hash,msisdn,lang,min_amount,kinds,"
         "opted_out,quiet_start,quiet_end,timezone"
     )
+    # Numbers are exported in clear: the export is the operator's copy.
     assert (
         f"default,,622202******7894,{hasher.card_hash(PAN)},+8613800138000,zh," in text
     )
