@@ -196,6 +196,11 @@ def main() -> int:
         help="database.commit_batch: most writes per store request",
     )
     parser.add_argument(
+        "--timeline",
+        action="store_true",
+        help="print the alerts by status every 0.25 s of the throughput run",
+    )
+    parser.add_argument(
         "--intake-only",
         action="store_true",
         help="route nothing (alerts stay queued): measure intake and commit alone",
@@ -283,6 +288,19 @@ def main() -> int:
             threads0 = thread_cpu(gw.pid)
             others0 = {name: cpu_seconds(pid) for name, pid in others().items()}
             t0 = time.monotonic()
+            timeline: list[str] = []
+
+            def sample() -> None:
+                with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as c:
+                    rows = c.execute(
+                        "select status, count(*) from alerts group by status"
+                    ).fetchall()
+                timeline.append(f"  {time.monotonic() - t0:5.2f} s  {dict(rows)}")
+
+            sampler = task.LoopingCall(sample)
+            if ns.timeline:
+                sampler.start(0.25)
+            results["timeline"] = timeline
             stats = yield load(
                 intake, ns.count, ns.connections, ns.window, None, "tput"
             )
@@ -293,6 +311,8 @@ def main() -> int:
                     break
                 yield task.deferLater(reactor, 0.02, lambda: None)
             t_done = time.monotonic()
+            if sampler.running:
+                sampler.stop()
             if ns.intake_only:
                 total = done = stats.alerts
             results["throughput"] = (
@@ -327,6 +347,9 @@ def main() -> int:
     smsc.wait(30)
 
     stats, acked_s, done_s, total, done, cpu = results["throughput"]
+    if results["timeline"]:
+        print("alerts by status every 0.25 s (first send = 0):")
+        print("\n".join(results["timeline"]))
     print(
         f"throughput: {ns.count} txns over {ns.connections} connections "
         f"(window {ns.window} each), SQLite WAL synchronous=FULL, group commit"
