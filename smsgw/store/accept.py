@@ -244,6 +244,20 @@ class _ReplyCodes:
         return str(n)
 
 
+def _same_content(stored: bytes, txn: Txn) -> bool:
+    """Whether the stored content digest is ``txn``'s, under any live
+    card-hash key (a digest without its key id, from before key ids were
+    stored, is compared with the bare digests)."""
+    if stored == txn.content_digest or stored in txn.old_digests:
+        return True
+    if len(stored) == 32:
+        return any(
+            d.partition(b":")[2] == stored
+            for d in (txn.content_digest, *txn.old_digests)
+        )
+    return False
+
+
 def _known(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Any]:
     return {
         (row[0], row[1]): row
@@ -305,8 +319,7 @@ class _AcceptRun:
             key = (item.terminal_id, txn.txn_id)
             if key in seen:
                 digest, first = seen[key]
-                digest = bytes(digest)
-                if digest == txn.content_digest or digest in txn.old_digests:
+                if _same_content(bytes(digest), txn):
                     out.append(
                         Accepted(AcceptResult("duplicate", first.ref, first.alerts))
                     )

@@ -42,20 +42,22 @@ class CardHasher:
     """Keyed hashes of card numbers and of request content.
 
     ``card_hash`` is HMAC-SHA256 under the newest card-hash key, written
-    with the key id; ``digest`` is the raw HMAC of any bytes (idempotency
-    content, which contains the PAN and so must not be a plain hash).
+    with the key id; ``digest`` is the HMAC of any bytes (idempotency
+    content, which contains the PAN and so must not be a plain hash), as
+    ``b"<key id>:"`` then the 32 bytes.
     ``older``: the keys before the newest (key id -> key, oldest first);
     while there are any, ``rotating`` is true and ``old_card_hashes`` /
     ``old_digests`` give the same values under each of them, for look-ups
     of what was stored before the rotation.
     """
 
-    __slots__ = ("_hmac", "_older", "key_id", "rotating")
+    __slots__ = ("_hmac", "_older", "_prefix", "key_id", "rotating")
 
     def __init__(
         self, key_id: str, key: bytes, older: Mapping[str, bytes] | None = None
     ) -> None:
         self.key_id = key_id
+        self._prefix = key_id.encode() + b":"
         self._hmac = hmac.new(key, digestmod=hashlib.sha256)
         self._older = [
             (kid, hmac.new(k, digestmod=hashlib.sha256))
@@ -73,12 +75,13 @@ class CardHasher:
         return tuple(out)
 
     def old_digests(self, data: bytes) -> tuple[bytes, ...]:
-        """The keyed digest of ``data`` under each older key, newest first."""
+        """The keyed digest of ``data`` under each older key, newest first
+        (each with its key id, as `digest`)."""
         out = []
-        for _, base in self._older:
+        for kid, base in self._older:
             h = base.copy()
             h.update(data)
-            out.append(h.digest())
+            out.append(kid.encode() + b":" + h.digest())
         return tuple(out)
 
     def card_hash(self, pan: str) -> str:
@@ -88,10 +91,10 @@ class CardHasher:
         return f"{self.key_id}:{h.hexdigest()}"
 
     def digest(self, data: bytes) -> bytes:
-        """The 32-byte keyed digest of ``data``."""
+        """The keyed digest of ``data``: ``b"<key id>:"`` then 32 bytes."""
         h = self._hmac.copy()
         h.update(data)
-        return h.digest()
+        return self._prefix + h.digest()
 
     @override
     def __repr__(self) -> str:

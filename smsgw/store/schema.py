@@ -65,7 +65,9 @@ transactions = Table(
     Column("issuer", String(32), nullable=False),
     Column("terminal_id", String(64), nullable=False),
     Column("txn_id", String(64), nullable=False),
-    Column("content_digest", LargeBinary(32), nullable=False),
+    # the keyed digest with its key id (b"k1:" + 32 bytes; 32 bare bytes in
+    # rows written before key ids were stored, under the first key)
+    Column("content_digest", LargeBinary(48), nullable=False),
     Column("kind", String(16), nullable=False),
     Column("result", String(10), nullable=False),
     Column("amount", String(20), nullable=False),

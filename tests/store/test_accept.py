@@ -279,3 +279,22 @@ def test_after_a_card_hash_key_rotation_earlier_cards_and_requests_are_found(
         hashes = {r.txn_id: r.card_hash for r in rows(conn, S.transactions)}
     assert hashes["A1"].startswith("k1:")
     assert hashes["A2"].startswith("k2:")
+
+
+def test_the_content_digest_carries_its_key_id_and_older_rows_still_match(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Stored as b"k1:" + 32 bytes; a row from before key ids were stored
+    (32 bare bytes) still answers a retry `duplicate` and a change `conflict`."""
+    h = hasher(tmp_path)
+    [first] = run(engine, ACCEPT, [item(txn(h))])
+    with engine.begin() as conn:
+        [t] = rows(conn, S.transactions)
+        assert bytes(t.content_digest)[:3] == b"k1:"
+        assert len(t.content_digest) == 35
+        conn.execute(
+            S.transactions.update().values(content_digest=bytes(t.content_digest)[3:])
+        )
+    retry, changed = run(engine, ACCEPT, [item(txn(h)), item(txn(h, amount="1.00"))])
+    assert (retry.result.status, retry.result.ref) == ("duplicate", first.result.ref)
+    assert changed.result.status == "conflict"
