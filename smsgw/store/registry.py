@@ -14,7 +14,7 @@ as one ciphertext. Callers give and get clear E.164 numbers as before; the
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 import orjson
@@ -78,17 +78,27 @@ def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
 def _existing(
     conn: Connection, keys: Iterable[SubscriberKey]
 ) -> dict[SubscriberKey, Any]:
-    """The stored rows of ``keys`` (those that exist), by key."""
+    """The stored rows of ``keys`` (those that exist), by key. A key given by
+    PAN during a card-hash key rotation also finds the row stored under the
+    card's hash under an older key (the newest key's row first)."""
     t = S.subscribers
     keys = list(keys)
-    hashes = [(k.issuer, k.card_hash) for k in keys if k.card_hash is not None]
+    owner: dict[tuple[str, str], tuple[SubscriberKey, int]] = {}
+    for k in keys:
+        if k.card_hash is not None:
+            for rank, h in enumerate((k.card_hash, *k.old_hashes)):
+                owner[(k.issuer, h)] = (k, rank)
+    hashes = list(owner)
     tokens = [(k.issuer, k.card_token) for k in keys if k.card_token is not None]
     found: dict[SubscriberKey, Any] = {}
+    ranks: dict[SubscriberKey, int] = {}
     for chunk in _chunks(hashes):
         q = select(t).where(pairs_in(t.c.issuer, t.c.card_hash, chunk))
         for row in conn.execute(q):
             if (row.issuer, row.card_hash) in chunk:
-                found[SubscriberKey(row.issuer, row.card_hash, None)] = row
+                key, rank = owner[(row.issuer, row.card_hash)]
+                if rank < ranks.get(key, len(owner) + 1):
+                    found[key], ranks[key] = row, rank
     for chunk in _chunks(tokens):
         q = select(t).where(pairs_in(t.c.issuer, t.c.card_token, chunk))
         for row in conn.execute(q):
@@ -151,7 +161,8 @@ def add_subscribers(
     audits: list[dict[str, Any]] = []
     for record in records:
         row = existing.get(record.key)
-        values = asdict(record)
+        # found under an older card-hash key: the row moves to the newest
+        values = record.columns()
         if row is None:
             stored = _sealed_subscriber(v, values)
             inserts.append({**stored, "created_at": now, "updated_at": now})
@@ -167,7 +178,7 @@ def add_subscribers(
             )
         else:
             values["masked_pan"] = record.masked_pan or row.masked_pan
-            old = asdict(_record_from_row(row, v))
+            old = _record_from_row(row, v).columns()
             stored = _sealed_subscriber(v, values)
             updates.append({**stored, "row_id": row.id, "updated_at": now})
             changed = _changes(old, values)
@@ -205,7 +216,7 @@ def remove_subscriber(
         return False
     conn.execute(delete(S.subscribers).where(S.subscribers.c.id == row.id))
     record = _record_from_row(row, vault(conn))
-    detail = _masked_subscriber(asdict(record))
+    detail = _masked_subscriber(record.columns())
     conn.execute(
         insert(S.audit),
         _audit(now, key.issuer, actor, "subscriber.remove", record.card, detail),

@@ -10,11 +10,12 @@ quotes a value that could be one), a ``card_token``, or an already computed
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import zoneinfo
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Final, Protocol
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Final, Protocol
 
 from smsgw.alerts.plan import Merchant, e164
 from smsgw.alerts.templates import KINDS, TemplateError, check_template
@@ -60,14 +61,26 @@ class Hasher(Protocol):
         """Return ``<key id>:<hex>`` for ``pan``."""
         ...
 
+    def old_card_hashes(self, pan: str) -> tuple[str, ...]:
+        """``pan``'s hash under each older card-hash key (a rotation)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class SubscriberKey:
-    """Which subscriber: an issuer and one of card_hash or card_token."""
+    """Which subscriber: an issuer and one of card_hash or card_token.
+
+    ``old_hashes``: given a PAN during a card-hash key rotation, its hash
+    under each older key (a subscriber enrolled before the rotation is found
+    by them); not part of the key's identity.
+    """
 
     issuer: str
     card_hash: str | None
     card_token: str | None
+    old_hashes: tuple[str, ...] = dataclasses.field(
+        default=(), compare=False, repr=False
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,11 +99,23 @@ class SubscriberRecord:
     quiet_start: str | None = None
     quiet_end: str | None = None
     timezone: str | None = None
+    # as SubscriberKey.old_hashes: looked up, never stored
+    old_hashes: tuple[str, ...] = dataclasses.field(
+        default=(), compare=False, repr=False
+    )
 
     @property
     def key(self) -> SubscriberKey:
         """The record's unique key."""
-        return SubscriberKey(self.issuer, self.card_hash, self.card_token)
+        return SubscriberKey(
+            self.issuer, self.card_hash, self.card_token, self.old_hashes
+        )
+
+    def columns(self) -> dict[str, Any]:
+        """The record's values by column (what a row stores)."""
+        values = asdict(self)
+        del values["old_hashes"]
+        return values
 
     @property
     def card(self) -> str:
@@ -216,7 +241,14 @@ def subscriber_key(
     name = _issuer(issuer, issuers, errors)
     h, token, _ = _card(errors, hasher, pan, card_token, card_hash)
     errors.check()
-    return SubscriberKey(name, h, token)
+    return SubscriberKey(name, h, token, _old_hashes(hasher, pan))
+
+
+def _old_hashes(hasher: Hasher | None, pan: str | None) -> tuple[str, ...]:
+    """A checked PAN's hash under each older card-hash key."""
+    if not pan or hasher is None:
+        return ()
+    return hasher.old_card_hashes(re.sub(r"[ -]", "", pan))
 
 
 def _choice(
@@ -354,6 +386,8 @@ def subscriber_record(
         timezone=_timezone(errors, timezone),
     )
     errors.check()
+    if pan:
+        record = replace(record, old_hashes=_old_hashes(hasher, pan))
     return record
 
 

@@ -364,6 +364,34 @@ def test_add_then_update_subscriber(engine: Engine, hasher: CardHasher) -> None:
     assert '"opted_out":[false,true]' in audit[1].detail
 
 
+def test_by_pan_after_a_card_hash_key_rotation(
+    engine: Engine, hasher: CardHasher, tmp_path: Path
+) -> None:
+    """With card-hash-k2.key added, a card enrolled under k1 is found by its
+    PAN: adding it again updates that row and moves it to k2 (no second
+    subscriber), and removing it by PAN removes it."""
+    with engine.begin() as conn:
+        assert add_subscriber(conn, sub(hasher), now=NOW) == "added"
+    (tmp_path / "keys" / "card-hash-k2.key").write_text("22" * 32 + "\n")
+    (tmp_path / "keys" / "card-hash-k2.key").chmod(0o600)
+    rotated = load_card_hasher(tmp_path / "keys")
+    with engine.begin() as conn:
+        again = sub(rotated, msisdn="+8613900139000")
+        assert add_subscriber(conn, again, now=NOW + 1) == "updated"
+    with engine.connect() as conn:
+        [row] = list(conn.execute(select(S.subscribers)))
+    assert row.card_hash == rotated.card_hash(PAN)
+    assert row.card_hash.startswith("k2:")
+    key = subscriber_key(issuers=ISSUERS, hasher=rotated, pan=PAN)
+    with engine.begin() as conn:
+        conn.execute(
+            S.subscribers.update().values(card_hash=hasher.card_hash(PAN))
+        )  # as if never re-enrolled: still under k1
+        assert remove_subscriber(conn, key, now=NOW + 2) is True
+    with engine.connect() as conn:
+        assert list(conn.execute(select(S.subscribers))) == []
+
+
 def test_same_card_under_two_issuers_is_two_subscribers(
     engine: Engine, hasher: CardHasher
 ) -> None:
