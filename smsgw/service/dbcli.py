@@ -16,27 +16,18 @@ if TYPE_CHECKING:
     from smsgw.store.backup import BackupInfo
 
 
-def _engine(
-    ns: argparse.Namespace, err: TextIO, *, keys: bool = False
-) -> Engine | None:
-    """The configured database's engine (None after writing why not);
-    ``keys``: with the msisdn keys (generated on first use), for migrations
-    that seal the numbers already stored."""
+def _engine(ns: argparse.Namespace, err: TextIO) -> Engine | None:
+    """The configured database's engine (None after writing why not)."""
     from smsgw.store.db import make_engine
-    from smsgw.store.keys import KeyFileError
-    from smsgw.store.pii import load_vault
 
     try:
         cfg = load_config(ns.config)
-        vault = load_vault(cfg.keys_dir) if keys else None
     except ConfigError as e:
         err.write(f"smsgw db: invalid config {ns.config}:\n{e}\n")
         return None
-    except (KeyFileError, OSError) as e:
-        err.write(f"smsgw db: keys_dir: {e}\n")
-        return None
     ns.url_shown = mask_url(cfg.database.url)
-    return make_engine(cfg.database.url, hide_parameters=True, vault=vault)
+    ns.keys_dir = cfg.keys_dir
+    return make_engine(cfg.database.url, hide_parameters=True)
 
 
 def db_upgrade(
@@ -45,13 +36,35 @@ def db_upgrade(
     """Migrate the configured database to the newest schema; 0 on success."""
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
-    from smsgw.store.db import upgrade
+    from smsgw.store.chain import load_audit_signer
+    from smsgw.store.db import current_revision, upgrade
+    from smsgw.store.keyring import open_keyring
+    from smsgw.store.keys import KeyFileError
+    from smsgw.store.pii import attach, load_vault
 
-    engine = _engine(ns, err, keys=True)
+    engine = _engine(ns, err)
     if engine is None:
         return 2
     try:
-        before, after = upgrade(engine)
+        at = current_revision(engine)
+        signer = None
+        if at is not None and at < "0004":
+            # revision 0004 seals the numbers already stored: the newest
+            # msisdn keys of keys_dir (before any key was registered); it
+            # masks numbers in earlier audit rows and chains them again
+            attach(engine, load_vault(ns.keys_dir))
+            signer = load_audit_signer(ns.keys_dir)
+        before, after = upgrade(engine, audit_signer=signer)
+        if signer is not None and engine.dialect.name == "sqlite":
+            # the numbers 0004 sealed: no clear copy left in free pages or
+            # in the write-ahead log
+            with engine.connect() as conn:
+                conn.exec_driver_sql("VACUUM")
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        open_keyring(engine, ns.keys_dir)  # registered, or checked
+    except (KeyFileError, OSError) as e:
+        err.write(f"smsgw db upgrade: keys_dir {ns.keys_dir}: {e}\n")
+        return 2
     except Exception as e:
         err.write(f"smsgw db upgrade: {ns.url_shown}: {describe_error(e)}\n")
         return 1

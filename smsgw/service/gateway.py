@@ -46,8 +46,7 @@ from smsgw.store.accept import make_accept_op
 from smsgw.store.chain import load_audit_signer
 from smsgw.store.db import check_schema, make_engine
 from smsgw.store.delivery import receipt_op
-from smsgw.store.keys import load_card_hasher
-from smsgw.store.pii import load_vault
+from smsgw.store.keyring import attach_keyring
 from smsgw.store.procwriter import StoreProcessWriter, spawn_store_process
 from smsgw.store.rows import QueuedAlert, ReceiptRecord
 from smsgw.store.writer import DbWriter, Writer
@@ -150,13 +149,13 @@ class Gateway(MultiService):
         super().__init__()
         self.cfg = cfg
         self.reactor = reactor
-        self.vault = load_vault(cfg.keys_dir)  # generated on first start
-        self.engine = make_engine(
-            cfg.database.url, hide_parameters=True, vault=self.vault
-        )
+        self.engine = make_engine(cfg.database.url, hide_parameters=True)
         if check:
             check_schema(self.engine)
-        self.hasher = load_card_hasher(cfg.keys_dir)
+        # Keys generated on first start; checked against the database.
+        keyring = attach_keyring(self.engine, cfg.keys_dir)
+        self.vault = keyring.vault()
+        self.hasher = keyring.card_hasher()
         self.signer = load_audit_signer(cfg.keys_dir)  # generated on first start
         self.writer: Writer
         if cfg.database.writer == "process":

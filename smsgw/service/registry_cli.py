@@ -72,8 +72,9 @@ def run_registry(
     from sqlalchemy.exc import SQLAlchemyError
 
     from smsgw.store.db import SchemaError, check_schema, make_engine
+    from smsgw.store.keyring import attach_keyring
     from smsgw.store.keys import KeyFileError
-    from smsgw.store.pii import PiiError, load_vault
+    from smsgw.store.pii import PiiError
     from smsgw.store.registry_checks import RegistryError
     from smsgw.store.registry_csv import CsvImportError
 
@@ -88,15 +89,18 @@ def run_registry(
         return 2
     engine = None
     try:
+        run = Run(cfg, None, out, err, inp, clock)
         if ns.needs_db:
+            engine = make_engine(cfg.database.url, hide_parameters=True)
+            check_schema(engine)
             try:
-                keys = load_vault(cfg.keys_dir)
+                keyring = attach_keyring(engine, cfg.keys_dir)
             except OSError as exc:
                 raise BadInput(f"keys_dir {cfg.keys_dir}: {exc}") from None
-            engine = make_engine(cfg.database.url, hide_parameters=True, vault=keys)
-            check_schema(engine)
+            run = Run(cfg, engine, out, err, inp, clock)
+            run.use_hasher(keyring.card_hasher())
         handler: Handler = ns.handler
-        return handler(Run(cfg, engine, out, err, inp, clock), ns)
+        return handler(run, ns)
     except CsvImportError as exc:
         show_import_errors(err, prog, ns.file, exc.errors)
         return 2

@@ -70,8 +70,13 @@ class Run:
             self.clock = cast("IReactorTime", reactor)
         return self.clock.seconds()
 
+    def use_hasher(self, hasher: CardHasher) -> None:
+        """Hash cards with ``hasher`` (the keyring's active card-hash key)."""
+        self._hasher = hasher
+
     def hasher(self) -> CardHasher:
-        """The card-hash key from ``keys_dir``, generated as on first start."""
+        """The card-hash key from ``keys_dir``, generated as on first start
+        (commands without a database: the newest)."""
         if self._hasher is None:
             from smsgw.store.keys import load_card_hasher
 

@@ -58,18 +58,17 @@ def preflight(cfg: Config) -> str | None:
     from smsgw.service.config import mask_url
     from smsgw.store.chain import load_audit_signer
     from smsgw.store.db import SchemaError, check_schema, make_engine
-    from smsgw.store.keys import KeyFileError, load_card_hasher
-    from smsgw.store.pii import load_vault
+    from smsgw.store.keyring import open_keyring
+    from smsgw.store.keys import KeyFileError
 
     try:
         engine = make_engine(cfg.database.url, hide_parameters=True)
         try:
             check_schema(engine)
+            open_keyring(engine, cfg.keys_dir)  # the keys match the database
         finally:
             engine.dispose()
-        load_card_hasher(cfg.keys_dir)
         load_audit_signer(cfg.keys_dir)
-        load_vault(cfg.keys_dir)
         if cfg.intake.client_ca is not None:
             from twisted.internet import reactor as _reactor
 

@@ -51,6 +51,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
+    # Deleted and overwritten content is zeroed, not left in free pages: a
+    # number sealed again under a new key leaves no older copy in the file.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
@@ -84,9 +87,15 @@ def _make_engine(url: str, create_dirs: bool, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
-def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
-    """Migrate the schema to ``revision``; returns (before, after)."""
+def upgrade(
+    engine: Engine, revision: str = "head", *, audit_signer: object = None
+) -> tuple[str | None, str]:
+    """Migrate the schema to ``revision``; returns (before, after).
+
+    ``audit_signer`` (smsgw.store.chain.AuditSigner): for a migration that
+    changes chained records (it chains them again and signs the head)."""
     cfg = _alembic_config()
+    cfg.attributes["audit_signer"] = audit_signer
     with migrating(engine) as conn:
         before = MigrationContext.configure(conn).get_current_revision()
         cfg.attributes["connection"] = conn

@@ -63,21 +63,33 @@ class PiiError(ValueError):
 class Vault:
     """Encryption keys and blind-index keys, by id; the newest of each seals.
 
-    ``enc`` and ``index``: key id -> 32-byte key, oldest first (the last is
-    the newest).
+    ``enc`` and ``index``: key id -> 32-byte key, oldest first; ``enc_id``
+    and ``index_id``: the ones that write (default: the newest; the keyring
+    passes the ids the database marks active).
     """
 
     __slots__ = ("_aead", "_index", "enc_id", "index_id")
 
-    def __init__(self, enc: Mapping[str, bytes], index: Mapping[str, bytes]) -> None:
+    def __init__(
+        self,
+        enc: Mapping[str, bytes],
+        index: Mapping[str, bytes],
+        *,
+        enc_id: str | None = None,
+        index_id: str | None = None,
+    ) -> None:
         if not enc or not index:
             raise KeyFileError("a vault needs an encryption key and an index key")
+        if (enc_id is not None and enc_id not in enc) or (
+            index_id is not None and index_id not in index
+        ):
+            raise KeyFileError("the active msisdn key is not among the keys given")
         self._aead = {kid: AESGCM(key) for kid, key in enc.items()}
         self._index = {
             kid: hmac.new(key, digestmod=hashlib.sha256) for kid, key in index.items()
         }
-        self.enc_id = list(enc)[-1]
-        self.index_id = list(index)[-1]
+        self.enc_id = enc_id or list(enc)[-1]
+        self.index_id = index_id or list(index)[-1]
 
     # -- ciphertexts ---------------------------------------------------------
 

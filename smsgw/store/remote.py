@@ -30,7 +30,7 @@ from sqlalchemy import Connection
 
 from smsgw.runtime import tune_gc
 from smsgw.store.chain import forget, load_audit_signer, seal
-from smsgw.store.pii import load_vault
+from smsgw.store.keyring import attach_keyring
 
 __all__ = ["FrameReader", "describe_error", "encode_frame", "split_frames"]
 
@@ -110,9 +110,11 @@ def _serve(url: str, inp: IO[bytes], out: IO[bytes]) -> None:
     from smsgw.store.db import make_engine
 
     keys_dir = os.environ.get("SMSGW_KEYS_DIR")
-    # The keys are read here from keys_dir, never sent over the socket.
-    vault = load_vault(Path(keys_dir), create=False) if keys_dir else None
-    engine = make_engine(url, hide_parameters=True, vault=vault)
+    engine = make_engine(url, hide_parameters=True)
+    # The keys are read here from keys_dir, never sent over the socket; the
+    # database says which ones write, as for the gateway.
+    if keys_dir:
+        attach_keyring(engine, Path(keys_dir), create=False)
     signer = load_audit_signer(Path(keys_dir)) if keys_dir else None
     tune_gc()
     ops: dict[str, Any] = {}

@@ -339,3 +339,18 @@ audit_heads = Table(
     Column("at", Float, nullable=False),
     Column("audit_upto", Integer, nullable=False),
 )
+
+# Which of the gateway's own keys this database was written with (never the
+# keys themselves): a check value per key id, so a process whose keys_dir holds
+# other keys under the same ids refuses to start, and which key id of each kind
+# writes (`active`), shared by every process (smsgw.store.keyring).
+key_checks = Table(
+    "key_checks",
+    metadata,
+    Column("kind", String(16), nullable=False),
+    Column("key_id", String(16), nullable=False),
+    Column("check_value", String(64), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
+    PrimaryKeyConstraint("kind", "key_id", name="pk_key_checks"),
+)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import stat
+from argparse import Namespace
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import yaml
 from sqlalchemy import Engine, select
 from twisted.internet.task import Clock
 
+from smsgw.service.keyscli import keys_activate
 from smsgw.service.registry_cli import add_registry_commands, main_registry
 from smsgw.store import schema as S
 from smsgw.store.db import make_engine
@@ -431,12 +433,18 @@ def test_list_by_number_during_an_index_key_rotation(
     tmp_path: Path,
 ) -> None:
     """A subscriber indexed under msisdn-index-k1 is still found by number
-    once msisdn-index-k2 is added, and is re-indexed when it is replaced."""
+    once msisdn-index-k2 is added and activated, and is re-indexed when it is
+    replaced."""
     r = cli("subscribers", "add", "--pan", PAN, "--msisdn", "+8613800138000")
     assert r.code == 0
     k2 = tmp_path / "keys" / "msisdn-index-k2.key"
     k2.write_text(bytes(range(64, 96)).hex() + "\n")
     k2.chmod(0o600)
+    r = cli("subscribers", "list", "--msisdn", "+86 138 0013 8000", "--json")
+    assert (r.code, json.loads(r.out)["msisdn"]) == (0, "+8613800138000")
+    out, err = io.StringIO(), io.StringIO()
+    activate = Namespace(config=str(cli.config), kind="msisdn-index")
+    assert keys_activate(activate, out, err) == 0, err.getvalue()
     r = cli("subscribers", "list", "--msisdn", "+86 138 0013 8000", "--json")
     assert (r.code, json.loads(r.out)["msisdn"]) == (0, "+8613800138000")
     r = cli(
@@ -460,15 +468,16 @@ def test_msisdn_key_readable_by_others_exits_2(cli: Cli, tmp_path: Path) -> None
 
 
 def test_numbers_sealed_under_other_keys_exit_2(cli: Cli, tmp_path: Path) -> None:
-    """Numbers the keys in keys_dir do not open are reported: exit 2."""
+    """A keys_dir whose msisdn key is not the one the database was written
+    with is refused before any number is read: exit 2."""
     r = cli("subscribers", "add", "--card-token", "t", "--msisdn", "+8613800138000")
     assert r.code == 0
     (tmp_path / "keys" / "msisdn-k1.key").write_text("ab" * 32 + "\n")
     r = cli("subscribers", "list")
     assert (r.code, r.out) == (2, "")
-    assert r.err == (
-        "smsgw subscribers list: ciphertext under key k1 does not open (altered?): "
-        f"check that keys_dir {tmp_path / 'keys'} holds the gateway's msisdn keys\n"
+    assert r.err.startswith(
+        f"smsgw subscribers list: {tmp_path / 'keys' / 'msisdn-k1.key'}: not the "
+        "msisdn key k1 this database was written with"
     )
     assert "+8613800138000" not in r.err
 

@@ -20,6 +20,7 @@ ISSUER = IssuerConfig(name="default", signature={"zh": "示例银行", "en": "De
 
 
 _TEST_KEYS = {"msisdn": bytes(range(32)), "msisdn-index": bytes(range(32, 64))}
+_CARD_HASH_KEY = bytes(range(64, 96))
 
 
 def test_vault() -> Vault:
@@ -28,10 +29,10 @@ def test_vault() -> Vault:
 
 
 def write_test_vault(keys_dir: Path) -> Path:
-    """Write `test_vault`'s keys as key files in ``keys_dir`` (for a child
-    process that loads them); returns ``keys_dir``."""
+    """Write `test_vault`'s keys (and a card-hash key) as key files in
+    ``keys_dir`` (for a child process that loads them); returns ``keys_dir``."""
     keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for name, key in _TEST_KEYS.items():
+    for name, key in (*_TEST_KEYS.items(), ("card-hash", _CARD_HASH_KEY)):
         path = keys_dir / f"{name}-k1.key"
         path.write_text(key.hex() + "\n")
         path.chmod(0o600)

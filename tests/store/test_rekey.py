@@ -8,11 +8,20 @@ import io
 from argparse import Namespace
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, text
 
 from smsgw.service.dbcli import db_upgrade
-from smsgw.service.keyscli import keys_new, keys_reencrypt, keys_status
+from smsgw.service.keyscli import (
+    keys_activate,
+    keys_new,
+    keys_reencrypt,
+    keys_retire,
+    keys_status,
+)
 from smsgw.store.db import make_engine
+from smsgw.store.keyring import open_keyring
+from smsgw.store.keys import KeyFileError
 from smsgw.store.pii import NOTIFY, WEBHOOK, Vault, load_vault
 from smsgw.store.rekey import COLUMNS, _update, reencrypt, usage
 from tests.store.helpers import test_vault
@@ -184,9 +193,10 @@ def test_a_value_changed_meanwhile_is_not_overwritten(engine: Engine) -> None:
 
 
 def test_keys_commands_rotate_end_to_end(tmp_path: Path) -> None:
-    """`smsgw keys new msisdn` and `new msisdn-index`, then `status` says a
-    re-encryption is due (exit 1), `reencrypt` does it (audited) and `status`
-    exits 0; the old key files are still there and loadable."""
+    """`keys new` writes inactive keys (status still 0: nothing writes under
+    them yet); `keys activate` makes them write (status 1: values under the
+    old keys); `reencrypt` (audited) brings status to 0; `retire` refuses the
+    active key and takes the old one; a key id is never used twice."""
     config = tmp_path / "smsgw.yaml"
     source = Path("conf/smsgw.yaml").read_text()
     config.write_text(
@@ -206,22 +216,85 @@ def test_keys_commands_rotate_end_to_end(tmp_path: Path) -> None:
         assert keys_new(Namespace(config=str(config), kind=kind), out, err) == 0
     assert "msisdn-index-k2.key: new msisdn-index key k2" in out.getvalue()
     out = io.StringIO()
+    assert keys_status(ns, out, err) == 0  # k2 reads, k1 still writes
+    assert "msisdn: k1, k2 (active k1)" in out.getvalue()
+    for kind in ("msisdn", "msisdn-index"):
+        out = io.StringIO()
+        assert keys_activate(Namespace(config=str(config), kind=kind), out, err) == 0
+        assert f"{kind} key k2 is active (was k1)" in out.getvalue()
+    out = io.StringIO()
     assert keys_status(ns, out, err) == 1
     assert "alerts.destination (sealed): k1 1" in out.getvalue()
     assert "run `smsgw keys reencrypt`" in out.getvalue()
+    retire = Namespace(config=str(config), kind="msisdn", key_id="k1")
+    err = io.StringIO()
+    assert keys_retire(retire, out, err) == 1
+    assert (
+        "still under msisdn key k1: run `smsgw keys reencrypt` first" in err.getvalue()
+    )
     out = io.StringIO()
     assert keys_reencrypt(ns, out, err) == 0, err.getvalue()
     assert "under msisdn key k2 and index key k2" in out.getvalue()
     out = io.StringIO()
     assert keys_status(ns, out, err) == 0
     assert "alerts.destination (sealed): k2 1" in out.getvalue()
+    assert keys_retire(retire, out, err) == 0
+    err = io.StringIO()
+    active = Namespace(config=str(config), kind="msisdn", key_id="k2")
+    assert keys_retire(active, out, err) == 1
+    assert "is the active one" in err.getvalue()
     with engine.connect() as conn:
-        action = conn.execute(text("SELECT action, detail FROM audit")).one()
-    assert action.action == "keys_reencrypt"
-    assert A[1:] not in action.detail
-    assert sorted(p.name for p in (tmp_path / "keys").glob("msisdn*")) == [
-        "msisdn-index-k1.key", "msisdn-index-k2.key", "msisdn-k1.key", "msisdn-k2.key",
-    ]  # fmt: skip
+        actions = [
+            r.action for r in conn.execute(text("SELECT action, detail FROM audit"))
+        ]
+        details = " ".join(
+            r.detail for r in conn.execute(text("SELECT detail FROM audit"))
+        )
+    assert actions == [
+        "keys_activate",
+        "keys_activate",
+        "keys_reencrypt",
+        "keys_retire",
+    ]
+    assert A[1:] not in details
+    # the retired k1 file is moved away; the next key is k3, never k1 again
+    (tmp_path / "keys" / "msisdn-k1.key").rename(tmp_path / "msisdn-k1.key.old")
+    out = io.StringIO()
+    assert keys_new(Namespace(config=str(config), kind="msisdn"), out, err) == 0
+    assert "new msisdn key k3" in out.getvalue()
+    out = io.StringIO()
     assert keys_new(Namespace(config=str(config), kind="card-hash"), out, err) == 0
-    assert "stored card hashes stay under them" in out.getvalue()
+    assert "then `smsgw keys activate card-hash`" in out.getvalue()
     engine.dispose()
+
+
+def test_a_node_with_other_keys_under_the_same_ids_is_refused(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """The database keeps a check value per key id: a keys_dir whose k1 differs
+    (another node's, or generated anew) is refused, as is one that lacks a key
+    the database was written with; new keys wait inactive."""
+    url = engine.url.render_as_string(hide_password=False)
+    first = open_keyring(engine, tmp_path / "a")  # generates and registers k1s
+    assert first.active == {"msisdn": "k1", "msisdn-index": "k1", "card-hash": "k1"}
+    other = make_engine(url)
+    with pytest.raises(KeyFileError, match=r"msisdn-k1.key: missing"):
+        open_keyring(other, tmp_path / "b")  # a new node: nothing generated
+    assert not (tmp_path / "b").exists()
+    (tmp_path / "b").mkdir(mode=0o700)
+    for kind in ("msisdn", "msisdn-index", "card-hash"):
+        (tmp_path / "b" / f"{kind}-k1.key").write_text("44" * 32 + "\n")
+        (tmp_path / "b" / f"{kind}-k1.key").chmod(0o600)
+    with pytest.raises(KeyFileError, match=r"msisdn-k1.key: not the msisdn key k1"):
+        open_keyring(other, tmp_path / "b")
+    (tmp_path / "c").mkdir(mode=0o700)
+    with pytest.raises(KeyFileError, match=r"msisdn-k1.key: missing"):
+        open_keyring(other, tmp_path / "c", create=False)
+    assert not list((tmp_path / "c").iterdir())  # nothing generated over it
+    (tmp_path / "a" / "msisdn-k2.key").write_text("33" * 32 + "\n")
+    (tmp_path / "a" / "msisdn-k2.key").chmod(0o600)
+    again = open_keyring(other, tmp_path / "a")
+    assert again.active["msisdn"] == "k1"  # registered, not active
+    assert again.vault().enc_id == "k1"
+    assert set(again.vault().enc_ids) == {"k1", "k2"}
+    other.dispose()

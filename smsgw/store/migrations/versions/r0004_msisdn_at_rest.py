@@ -12,11 +12,13 @@ Create Date: 2026-11-29 14:20:00
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 
 from smsgw.store.keys import KeyFileError
 from smsgw.store.pii import NOTIFY, WEBHOOK, Vault, vault
@@ -138,6 +140,7 @@ def upgrade() -> None:
     )
     if v is not None:
         _seal_rows(v)
+    _mask_audit()
     op.drop_table("opt_outs")
     op.rename_table("opt_outs_new", "opt_outs")
     with op.batch_alter_table("opt_outs") as b:
@@ -153,6 +156,43 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("subscribers") as b:
         b.create_index("ix_subscribers_msisdn_index", ["msisdn_index"], unique=False)
+
+
+_NUMBER = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
+def _mask_audit() -> None:
+    """Mask the numbers earlier audit rows hold in clear (registry changes
+    wrote them whole), and chain those rows again so that `smsgw audit
+    verify` sees a signed change, not an alteration."""
+    from smsgw.store.chain import seal, touch
+    from smsgw.store.feedback_report import mask_msisdn
+
+    def masked(value: str | None) -> str | None:
+        if value is None:
+            return None
+        return _NUMBER.sub(lambda m: mask_msisdn(m.group()) or "", value)
+
+    conn = op.get_bind()
+    changed = []
+    for r in _rows("SELECT id, subject, detail FROM audit"):
+        subject, detail = masked(r.subject), masked(r.detail)
+        if (subject, detail) != (r.subject, r.detail):
+            conn.execute(
+                sa.text("UPDATE audit SET subject = :s, detail = :d WHERE id = :id"),
+                {"s": subject, "d": detail, "id": r.id},
+            )
+            changed.append(r.id)
+    if not changed or not _rows("SELECT seq FROM audit_heads LIMIT 1"):
+        return  # nothing chained yet: the next seal chains them as they are
+    signer = context.config.attributes.get("audit_signer")
+    if signer is None:
+        raise KeyFileError(
+            "this revision masks numbers in chained audit rows, which needs the "
+            "audit key: run `smsgw db upgrade --config FILE` (it loads keys_dir)"
+        )
+    touch(conn, "audit", changed)
+    seal(conn, signer, time.time())
 
 
 def _seal_rows(v: Vault) -> None:
