@@ -6,6 +6,11 @@ different: ``conflict``. New ones get their subscriber, merchant and original
 (for reversals and refunds) looked up with one query each for the whole batch,
 their alerts planned and rendered, and are inserted with their alerts
 (claimed by this node for dispatch). Everything runs on the writer thread.
+
+A registry row whose number does not open (a key this process does not have,
+or altered) does not fail the batch: the subscriber is used without a number
+(the transaction's own number, if any, is alerted; the card's preferences
+hold), the merchant without numbers to notify; a warning names the key id.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Connection
+from twisted.logger import Logger
 
 from smsgw.alerts.plan import (
     AlertPlan,
@@ -31,12 +37,15 @@ from smsgw.intake.validate import Txn
 from smsgw.service.config_alerts import IssuerConfig
 from smsgw.store import schema as S
 from smsgw.store.chain import touch
-from smsgw.store.pii import NOTIFY, Vault, vault
+from smsgw.store.claims import sealed_key_id
+from smsgw.store.pii import NOTIFY, PiiError, Vault, vault
 from smsgw.store.query import driver_sql, insert_rows, select_pairs
 from smsgw.store.rows import QueuedAlert
 from smsgw.store.writer import BatchOp
 
 __all__ = ["AcceptItem", "Accepted", "make_accept_op", "new_ref"]
+
+log = Logger()
 
 # Seeded from os.urandom: refs need uniqueness, not secrecy (~0.2 µs a call
 # instead of ~5 µs for secrets.token_hex).
@@ -83,10 +92,15 @@ def _time(value: str | None) -> dt.time | None:
 
 
 def subscriber_from_row(row: Any, v: Vault) -> Subscriber:
-    """A registry row as the planner's Subscriber (its number opened)."""
+    """A registry row as the planner's Subscriber (its number opened;
+    PiiError when it does not open)."""
+    return _subscriber_with(row, v.open(row.msisdn))
+
+
+def _subscriber_with(row: Any, msisdn: str) -> Subscriber:
     return Subscriber(
         issuer=row.issuer,
-        msisdn=v.open(row.msisdn),
+        msisdn=msisdn,
         lang=row.lang,
         min_amount=Decimal(row.min_amount) if row.min_amount else None,
         kinds=frozenset(row.kinds.split()) if row.kinds else None,
@@ -98,15 +112,54 @@ def subscriber_from_row(row: Any, v: Vault) -> Subscriber:
 
 
 def merchant_from_row(row: Any, v: Vault) -> Merchant:
-    """A registry row as the planner's Merchant (its numbers opened)."""
+    """A registry row as the planner's Merchant (its numbers opened;
+    PiiError when they do not open)."""
+    notify = tuple(v.open(row.notify, NOTIFY).split()) if row.notify else ()
+    return _merchant_with(row, notify)
+
+
+def _merchant_with(row: Any, notify: tuple[str, ...]) -> Merchant:
     return Merchant(
         issuer=row.issuer,
         merchant_id=row.merchant_id,
         name=row.name,
-        notify=tuple(v.open(row.notify, NOTIFY).split()) if row.notify else (),
+        notify=notify,
         lang=row.lang,
         templates=orjson.loads(row.templates) if row.templates else None,
     )
+
+
+def _subscriber_for_accept(row: Any, v: Vault) -> Subscriber:
+    """`subscriber_from_row`, or, when the number does not open (a key this
+    process does not have, or altered), the subscriber without a number: the
+    card's preferences (opt-out, kinds, minimum amount, quiet hours) still
+    hold, the alert goes to the number the transaction supplied, if any."""
+    try:
+        return subscriber_from_row(row, v)
+    except PiiError:
+        log.warn(
+            "a subscriber of issuer {issuer}: the number does not open "
+            "(key {key_id}); used without a number",
+            issuer=row.issuer,
+            key_id=sealed_key_id(v, row.msisdn),
+        )
+        return _subscriber_with(row, "")
+
+
+def _merchant_for_accept(row: Any, v: Vault) -> Merchant:
+    """`merchant_from_row`, or, when its numbers do not open, the merchant
+    with no number to notify (its name and templates still used)."""
+    try:
+        return merchant_from_row(row, v)
+    except PiiError:
+        log.warn(
+            "merchant {merchant_id} of issuer {issuer}: the numbers to notify "
+            "do not open (key {key_id}); not notified",
+            merchant_id=row.merchant_id,
+            issuer=row.issuer,
+            key_id=sealed_key_id(v, row.notify),
+        )
+        return _merchant_with(row, ())
 
 
 def _columns(table: Any, first: str, second: str) -> str:
@@ -141,7 +194,7 @@ def _subscribers(
             # cards enrolled before a card-hash key rotation
             pairs.update((_name(i), h) for i in items for h in i.txn.old_card_hashes)
         found[key] = {
-            (row[0], row[1]): subscriber_from_row(row, v)
+            (row[0], row[1]): _subscriber_for_accept(row, v)
             for row in select_pairs(conn, _SUBSCRIBERS_BY[key], "issuer", key, pairs)
         }
     return found["card_token"], found["card_hash"]
@@ -153,7 +206,7 @@ def _merchants(
     keys = {(_name(i), i.txn.merchant_id) for i in items}
     v = vault(conn)
     return {
-        (row[0], row[1]): merchant_from_row(row, v)
+        (row[0], row[1]): _merchant_for_accept(row, v)
         for row in select_pairs(conn, _MERCHANTS, "issuer", "merchant_id", keys)
     }
 

@@ -8,10 +8,12 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, delete, insert, select, update
+from twisted.logger import Logger
 
 from smsgw.store import schema as S
 from smsgw.store.chain import touch
-from smsgw.store.pii import vault
+from smsgw.store.claims import sealed_key_id
+from smsgw.store.pii import PiiError, vault
 from smsgw.store.rows import QueuedAlert
 from smsgw.store.writer import BatchOp
 
@@ -23,6 +25,8 @@ __all__ = [
     "requeue_op",
     "test_alert_op",
 ]
+
+log = Logger()
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +61,8 @@ def _audit_run(conn: Connection, items: Sequence[AuditEntry]) -> list[None]:
 
 @dataclass(frozen=True, slots=True)
 class Requeue:
-    """Send failed or expired alerts again, claimed by ``node``."""
+    """Send failed or expired alerts again, claimed by ``node``; one whose
+    destination does not open here is left as it is (with a warning)."""
 
     ids: tuple[str, ...]
     node: str
@@ -80,23 +85,49 @@ _QUEUED_COLUMNS = (
 def _requeue_run(conn: Connection, items: Sequence[Requeue]) -> list[list[QueuedAlert]]:
     a = S.alerts
     out: list[list[QueuedAlert]] = []
+    v = vault(conn)
     for r in items:
         done = a.c.status.in_((S.FAILED, S.EXPIRED))
         q = select(*_QUEUED_COLUMNS).where(a.c.id.in_(list(r.ids)), done)
         if conn.dialect.name == "postgresql":
             q = q.with_for_update()
-        rows = list(conn.execute(q))
-        v = vault(conn)
-        touch(conn, "alert", [row.id for row in rows])
-        if rows:
+        again: list[QueuedAlert] = []
+        for row in conn.execute(q):
+            try:
+                destination = v.open(row.destination)
+            except PiiError:
+                # Not sendable by this process: left as it is (failed or
+                # expired), the others are queued again.
+                log.warn(
+                    "alert {alert_id} not requeued: its destination does not "
+                    "open (key {key_id})",
+                    alert_id=row.id,
+                    key_id=sealed_key_id(v, row.destination),
+                )
+                continue
+            again.append(
+                QueuedAlert(
+                    row.id,
+                    row.ref or "",
+                    row.issuer,
+                    destination,
+                    row.text,
+                    row.priority,
+                    row.source_addr,
+                    r.now,
+                    r.now + r.ttl,
+                    0,
+                )
+            )
+        ids = [alert.id for alert in again]
+        touch(conn, "alert", ids)
+        if ids:
             # Sent again whole: the failed attempt's parts give way (their
             # receipts stay in the receipts table).
-            conn.execute(
-                delete(S.parts).where(S.parts.c.alert_id.in_([row.id for row in rows]))
-            )
+            conn.execute(delete(S.parts).where(S.parts.c.alert_id.in_(ids)))
             conn.execute(
                 update(a)
-                .where(a.c.id.in_([row.id for row in rows]))
+                .where(a.c.id.in_(ids))
                 .values(
                     status=S.QUEUED,
                     attempts=0,
@@ -108,23 +139,7 @@ def _requeue_run(conn: Connection, items: Sequence[Requeue]) -> list[list[Queued
                     last_error=None,
                 )
             )
-        out.append(
-            [
-                QueuedAlert(
-                    row.id,
-                    row.ref or "",
-                    row.issuer,
-                    v.open(row.destination),
-                    row.text,
-                    row.priority,
-                    row.source_addr,
-                    r.now,
-                    r.now + r.ttl,
-                    0,
-                )
-                for row in rows
-            ]
-        )
+        out.append(again)
     return out
 
 

@@ -5,21 +5,48 @@ An alert belongs to the node named in ``claimed_by`` until ``claimed_until``.
 with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several gateway processes
 share one queue without taking the same alert; `renew_op` extends the leases
 of the alerts a node still holds; `release_op` gives alerts back.
+
+A claimed alert whose destination does not open (sealed under a key this
+process does not have, or altered) is marked failed there and then, with the
+key id in ``last_error``, and the others are claimed: left queued, it would
+come back first on every claim.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, or_, select, update
+from twisted.logger import Logger
 
 from smsgw.store import schema as S
-from smsgw.store.pii import vault
+from smsgw.store.chain import touch
+from smsgw.store.pii import PiiError, Vault, vault
 from smsgw.store.rows import QueuedAlert
 from smsgw.store.writer import BatchOp
 
-__all__ = ["Claim", "Renew", "claim_op", "release_op", "renew_op"]
+__all__ = [
+    "Claim",
+    "Renew",
+    "claim_op",
+    "release_op",
+    "renew_op",
+    "sealed_key_id",
+]
+
+log = Logger()
+
+_KEY_ID = re.compile(r"k[0-9]{1,9}")
+
+
+def sealed_key_id(v: Vault, sealed: str | bytes | None) -> str:
+    """The key id a ciphertext names, for logs and error messages: only an id
+    shaped like one (``k<N>``), else "?" -- a value that is no ciphertext
+    (a number in clear, garbage) never reaches a log this way."""
+    kid = v.key_of(sealed)
+    return kid if kid is not None and _KEY_ID.fullmatch(kid) else "?"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,20 +99,51 @@ def _claim_run(conn: Connection, items: Sequence[Claim]) -> list[list[QueuedAler
             q = q.with_for_update(skip_locked=True)
         rows = [row for row in conn.execute(q) if row.id not in claim.exclude]
         rows = rows[: claim.limit]
-        if rows:
+        v = vault(conn)
+        claimed: list[QueuedAlert] = []
+        for row in rows:
+            try:
+                destination = v.open(row.destination)
+            except PiiError:
+                # Sorted by priority, it would come back first every time.
+                _fail_unreadable(conn, v, row.id, row.destination, claim.now)
+                continue
+            claimed.append(QueuedAlert(**{**row._mapping, "destination": destination}))
+        if claimed:
             conn.execute(
                 update(a)
-                .where(a.c.id.in_([row.id for row in rows]))
+                .where(a.c.id.in_([alert.id for alert in claimed]))
                 .values(claimed_by=claim.node, claimed_until=claim.now + claim.lease)
             )
-        v = vault(conn)
-        out.append(
-            [
-                QueuedAlert(**{**row._mapping, "destination": v.open(row.destination)})
-                for row in rows
-            ]
-        )
+        out.append(claimed)
     return out
+
+
+def _fail_unreadable(
+    conn: Connection, v: Vault, alert_id: str, sealed: str, now: float
+) -> None:
+    """Mark a queued alert whose destination does not open (its key is not
+    this process's, or it was altered) failed, released, and chained."""
+    key_id = sealed_key_id(v, sealed)
+    a = S.alerts
+    conn.execute(
+        update(a)
+        .where(a.c.id == alert_id)
+        .where(a.c.status == S.QUEUED)
+        .values(
+            status=S.FAILED,
+            last_error=f"destination does not open (key {key_id})",
+            updated_at=now,
+            claimed_by=None,
+            claimed_until=None,
+        )
+    )
+    touch(conn, "alert", [alert_id])
+    log.warn(
+        "alert {alert_id} failed: its destination does not open (key {key_id})",
+        alert_id=alert_id,
+        key_id=key_id,
+    )
 
 
 claim_op: BatchOp[Claim, list[QueuedAlert]] = BatchOp("claim", _claim_run)

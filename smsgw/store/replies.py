@@ -20,6 +20,11 @@ form (``msisdn_index``), a part's group key is a blind index too, and the
 alerts sent to a number are found by their ``dest_index``. Look-ups ask for
 a number's index under every live index key, so rows not yet re-indexed
 after a new key are still found. Callers pass and get clear numbers.
+
+A part whose sender does not open (sealed under a key this process does not
+have, or altered) holds up neither new replies nor ``mo_expire``: it is left
+out of its group (which is assembled without it at the timeout) and deleted,
+with a warning naming its id and key id.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from sqlalchemy import BindParameter, Connection, bindparam, insert, text
+from twisted.logger import Logger
 
 from smsgw.alerts.plan import e164
 from smsgw.feedback.classify import Keywords, classify
@@ -36,12 +42,15 @@ from smsgw.feedback.match import Candidate, Decision, decide, match_reply
 from smsgw.feedback.mo import MoPart, assemble, group_key
 from smsgw.store import schema as S
 from smsgw.store.chain import touch
-from smsgw.store.pii import Vault, vault
+from smsgw.store.claims import sealed_key_id
+from smsgw.store.pii import PiiError, Vault, vault
 from smsgw.store.reply_acts import apply_decision, queue_reply, queue_webhook
 from smsgw.store.rows import QueuedAlert
 from smsgw.store.writer import BatchOp
 
 __all__ = ["MoItem", "MoOutcome", "ReplyIssuer", "ReplyRules", "make_reply_ops"]
+
+log = Logger()
 
 
 class MoItem(NamedTuple):
@@ -113,6 +122,8 @@ _GROUP = text(
     "SELECT * FROM mo_parts WHERE group_key IN :ix ORDER BY seq, id"
 ).bindparams(_IX)
 _GROUP_DELETE = text("DELETE FROM mo_parts WHERE group_key IN :ix").bindparams(_IX)
+_STORED_GROUP = text("SELECT * FROM mo_parts WHERE group_key = :k ORDER BY id")
+_PART_DELETE = text("DELETE FROM mo_parts WHERE id = :id")
 
 
 def sender_e164(source: str) -> str | None:
@@ -178,14 +189,15 @@ class _MoRun:
         ]
         out: list[MoOutcome] = []
         for index in stored:
-            first = conn.execute(
-                text("SELECT * FROM mo_parts WHERE group_key = :k LIMIT 1"),
-                {"k": index},
-            ).first()
+            first = _first_readable(conn, v, index)
             if first is None:
-                continue  # assembled with its siblings indexed under another key
-            key = _key(MoPart.from_row(_opened(v, first)))
-            out.append(self._assembled(conn, v, _group(conn, v, key), key, now))
+                # Assembled with its siblings indexed under another key, or
+                # none of its parts opens (those were dropped).
+                continue
+            key = _key(MoPart.from_row(first))
+            rows = _group(conn, v, key)
+            if rows:  # none: stored under an index key that is not live
+                out.append(self._assembled(conn, v, rows, key, now))
         return out
 
     def _assembled(
@@ -327,15 +339,49 @@ def _key(part: MoPart) -> str:
 
 
 def _opened(v: Vault, row: Any) -> dict[str, Any]:
-    """A ``mo_parts`` row as a mapping, its sender opened."""
+    """A ``mo_parts`` row as a mapping, its sender opened (PiiError when it
+    does not open)."""
     return {**row._mapping, "source": v.open(row.source)}
 
 
 def _group(conn: Connection, v: Vault, key: str) -> list[dict[str, Any]]:
     """The parts received of the group ``key`` (indexed under any live key),
-    their senders opened."""
-    rows = conn.execute(_GROUP, {"ix": v.indexes(key)})
-    return [_opened(v, r) for r in rows]
+    their senders opened.
+
+    A part whose sender does not open (a key this process does not have, or
+    altered) is left out with a warning: the group waits for it no longer
+    than the reassembly timeout, and is then assembled without it (and the
+    part deleted with its siblings).
+    """
+    out = []
+    for row in conn.execute(_GROUP, {"ix": v.indexes(key)}):
+        try:
+            out.append(_opened(v, row))
+        except PiiError:
+            log.warn(
+                "reply part {part_id} left out: its sender does not open "
+                "(key {key_id})",
+                part_id=row.id,
+                key_id=sealed_key_id(v, row.source),
+            )
+    return out
+
+
+def _first_readable(conn: Connection, v: Vault, index: str) -> dict[str, Any] | None:
+    """The first part stored under the group index ``index`` whose sender
+    opens; the parts before it that do not open are deleted (with a warning),
+    so that one of them never holds up `expire` again."""
+    for row in conn.execute(_STORED_GROUP, {"k": index}).all():
+        try:
+            return _opened(v, row)
+        except PiiError:
+            conn.execute(_PART_DELETE, {"id": row.id})
+            log.warn(
+                "reply part {part_id} dropped: its sender does not open (key {key_id})",
+                part_id=row.id,
+                key_id=sealed_key_id(v, row.source),
+            )
+    return None
 
 
 def _exists(conn: Connection, sql: Any, **params: Any) -> bool:

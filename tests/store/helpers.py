@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, insert
 
 from smsgw.intake.validate import Txn, validate_txn
 from smsgw.service.config_alerts import IssuerConfig
+from smsgw.store import schema as S
 from smsgw.store.accept import Accepted, AcceptItem, make_accept_op
 from smsgw.store.keys import CardHasher, load_card_hasher
 from smsgw.store.pii import Vault
@@ -100,3 +101,25 @@ ACCEPT: BatchOp[AcceptItem, Accepted] = make_accept_op(
 def rows(conn: Connection, table: Any) -> list[Any]:
     """Every row of ``table``."""
     return list(conn.execute(table.select()))
+
+
+def insert_subscriber(
+    engine: Engine,
+    *,
+    msisdn: str = "+8613900000001",
+    sealed: str | None = None,
+    **fields: Any,
+) -> None:
+    """Insert a subscriber row (every column; ``fields`` change them): its
+    number sealed and indexed with `test_vault`, or ``sealed`` stored as is."""
+    v = test_vault()
+    row: dict[str, Any] = {
+        "issuer": "default", "card_hash": None, "card_token": None,
+        "masked_pan": None, "msisdn": sealed or v.seal(msisdn),
+        "msisdn_index": v.index(msisdn), "lang": None, "min_amount": None,
+        "kinds": None, "opted_out": False, "quiet_start": None, "quiet_end": None,
+        "timezone": None, "created_at": NOW, "updated_at": NOW,
+    }  # fmt: skip
+    row.update(fields)
+    with engine.begin() as conn:
+        conn.execute(insert(S.subscribers), [row])

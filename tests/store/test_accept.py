@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, insert
 
@@ -15,6 +16,7 @@ from tests.store.helpers import (
     NOW,
     PAN,
     hasher,
+    insert_subscriber,
     item,
     rows,
     run,
@@ -91,29 +93,8 @@ def test_same_txn_id_from_another_terminal_is_new(
     assert a.result.ref != b.result.ref
 
 
-def _subscriber(engine: Engine, **kw: object) -> None:
-    row = {
-        "issuer": "default",
-        "card_hash": None,
-        "card_token": None,
-        "masked_pan": None,
-        "msisdn": "+8613900000001",
-        "lang": None,
-        "min_amount": None,
-        "kinds": None,
-        "opted_out": False,
-        "quiet_start": None,
-        "quiet_end": None,
-        "timezone": None,
-        "created_at": NOW,
-        "updated_at": NOW,
-    }
-    row.update(kw)
-    v = test_vault()
-    row["msisdn_index"] = v.index(str(row["msisdn"]))
-    row["msisdn"] = v.seal(str(row["msisdn"]))
-    with engine.begin() as conn:
-        conn.execute(insert(S.subscribers), [row])
+def _subscriber(engine: Engine, **kw: Any) -> None:
+    insert_subscriber(engine, **kw)
 
 
 def test_subscriber_found_by_card_hash(engine: Engine, tmp_path: Path) -> None:
