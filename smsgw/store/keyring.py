@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, text
@@ -50,7 +50,7 @@ def check_value(kind: str, key: bytes) -> str:
 class Keyring:
     """Every key of each kind (key id -> key) and the active id of each."""
 
-    keys: dict[str, dict[str, bytes]]
+    keys: dict[str, dict[str, bytes]] = field(repr=False)  # never in a log
     active: dict[str, str]
 
     def vault(self) -> Vault:

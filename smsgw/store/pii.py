@@ -3,14 +3,15 @@
 Every msisdn the store keeps (a transaction's number, an alert's
 destination, a reply's sender, an opt-out, a subscriber's or merchant's
 numbers, a webhook's body that names the sender) is written as
-``<key id>:<base64url(nonce | ciphertext | tag)>`` under the newest
-``msisdn-kN.key`` in ``keys_dir``; the key id says which key opens it, so
-old ciphertexts stay readable after a new key is added. Look-ups by number
-go through a blind index: HMAC-SHA256 of the E.164 form under a separate
-key (``msisdn-index-kN.key``), truncated to 128 bits and written
+``<key id>:<base64url(nonce | ciphertext | tag)>`` under the active
+``msisdn-kN.key`` of ``keys_dir`` (the database says which is active:
+`smsgw.store.keyring`); the key id says which key opens it, so old
+ciphertexts stay readable after a new key is added. Look-ups by number go
+through a blind index: HMAC-SHA256 of the E.164 form under a separate key
+(``msisdn-index-kN.key``), truncated to 128 bits and written
 ``<key id>:<hex>``; a look-up asks for the number's index under every live
 index key, so rows not yet re-indexed are still found. ``smsgw keys
-rotate`` re-encrypts and re-indexes every row under the newest keys
+reencrypt`` re-seals and re-indexes every row under the active keys
 (`smsgw.store.rekey`).
 
 The associated data of each ciphertext names what it holds ("msisdn",
@@ -61,7 +62,8 @@ class PiiError(ValueError):
 
 
 class Vault:
-    """Encryption keys and blind-index keys, by id; the newest of each seals.
+    """Encryption keys and blind-index keys, by id; the active one of each
+    writes, every one reads.
 
     ``enc`` and ``index``: key id -> 32-byte key, oldest first; ``enc_id``
     and ``index_id``: the ones that write (default: the newest; the keyring
@@ -94,7 +96,7 @@ class Vault:
     # -- ciphertexts ---------------------------------------------------------
 
     def seal(self, value: str, purpose: bytes = MSISDN) -> str:
-        """``value`` encrypted under the newest key, with its key id."""
+        """``value`` encrypted under the active key, with its key id."""
         nonce = os.urandom(_NONCE)
         blob = self._aead[self.enc_id].encrypt(nonce, value.encode(), purpose)
         text = base64.urlsafe_b64encode(nonce + blob).decode().rstrip("=")
@@ -128,7 +130,7 @@ class Vault:
         return sealed if not sealed else self.open(sealed, purpose)
 
     def seal_bytes(self, value: bytes, purpose: bytes) -> bytes:
-        """``value`` encrypted under the newest key: ``<key id>:`` then
+        """``value`` encrypted under the active key: ``<key id>:`` then
         nonce, ciphertext and tag."""
         nonce = os.urandom(_NONCE)
         blob = self._aead[self.enc_id].encrypt(nonce, value, purpose)
@@ -156,7 +158,7 @@ class Vault:
     # -- blind index ---------------------------------------------------------
 
     def index(self, msisdn: str) -> str:
-        """The blind index of the E.164 number ``msisdn`` under the newest key."""
+        """The blind index of the E.164 number ``msisdn`` under the active key."""
         return self._index_under(self.index_id, msisdn)
 
     def index_opt(self, msisdn: str | None) -> str | None:

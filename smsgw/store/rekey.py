@@ -1,14 +1,16 @@
 """Key rotation at rest: which keys the stored rows use, and re-sealing them.
 
 After ``msisdn-k2.key`` (or ``msisdn-index-k2.key``) is added to
-``keys_dir`` and the gateways restarted (they then seal under the new key
-and look numbers up under every key), `reencrypt` opens every ciphertext not
-under the newest key and seals it again, and recomputes every blind index
-not under the newest index key, in batches of ``batch`` rows, each batch its
-own transaction: the gateway keeps running meanwhile. An update only lands
-when the row still holds the value read (a row the gateway changed in
-between is taken again on the next pass). `usage` counts the rows per key
-id, so an operator retires an old key file only when nothing uses it.
+``keys_dir``, every gateway restarted, the key activated (``smsgw keys
+activate``) and the gateways restarted again (they then seal under the new
+key and look numbers up under every key), `reencrypt` opens every ciphertext
+not under the active key and seals it again, and recomputes every blind
+index not under the active index key, in batches of ``batch`` rows, each
+batch its own transaction: the gateway keeps running meanwhile. An update
+only lands when the row still holds the value read (a row the gateway
+changed in between is taken again on the next pass). `usage` counts the
+rows per key id, so an operator retires an old key only when nothing uses
+it.
 
 Card hashes cannot be recomputed (that needs the PAN): `usage` shows them
 per key, and an old card-hash key stays until the rows hashed under it are
@@ -86,12 +88,12 @@ def usage(engine: Engine) -> dict[str, Counter[str]]:
 
 
 def _stale(v: Vault, c: Column) -> Callable[[Any], bool]:
-    newest = v.index_id if c.kind == "index" else v.enc_id
-    return lambda value: value is not None and value != "" and _key_id(value) != newest
+    active = v.index_id if c.kind == "index" else v.enc_id
+    return lambda value: value is not None and value != "" and _key_id(value) != active
 
 
 def _fresh(v: Vault, c: Column, row: Any) -> Any:
-    """The value ``c`` should hold for ``row`` under the newest keys."""
+    """The value ``c`` should hold for ``row`` under the active keys."""
     value = getattr(row, c.column)
     if c.kind == "sealed":
         if c.purpose == WEBHOOK:
