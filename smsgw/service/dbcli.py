@@ -48,14 +48,15 @@ def db_upgrade(
     try:
         at = current_revision(engine)
         signer = None
-        if at is not None and at < "0004":
+        seals_numbers = at is not None and at < "0004"
+        if seals_numbers:
             # revision 0004 seals the numbers already stored: the newest
             # msisdn keys of keys_dir (before any key was registered); it
             # masks numbers in earlier audit rows and chains them again
             attach(engine, load_vault(ns.keys_dir))
             signer = load_audit_signer(ns.keys_dir)
         before, after = upgrade(engine, audit_signer=signer)
-        if signer is not None and engine.dialect.name == "sqlite":
+        if seals_numbers and engine.dialect.name == "sqlite":
             # the numbers 0004 sealed: no clear copy left in free pages or
             # in the write-ahead log
             with engine.connect() as conn:

@@ -37,8 +37,7 @@ from smsgw.intake.validate import Txn
 from smsgw.service.config_alerts import IssuerConfig
 from smsgw.store import schema as S
 from smsgw.store.chain import touch
-from smsgw.store.claims import sealed_key_id
-from smsgw.store.pii import NOTIFY, PiiError, Vault, vault
+from smsgw.store.pii import NOTIFY, PiiError, Vault, key_id, vault
 from smsgw.store.query import driver_sql, insert_rows, select_pairs
 from smsgw.store.rows import QueuedAlert
 from smsgw.store.writer import BatchOp
@@ -141,7 +140,7 @@ def _subscriber_for_accept(row: Any, v: Vault) -> Subscriber:
             "a subscriber of issuer {issuer}: the number does not open "
             "(key {key_id}); used without a number",
             issuer=row.issuer,
-            key_id=sealed_key_id(v, row.msisdn),
+            key_id=key_id(row.msisdn),
         )
         return _subscriber_with(row, "")
 
@@ -157,7 +156,7 @@ def _merchant_for_accept(row: Any, v: Vault) -> Merchant:
             "do not open (key {key_id}); not notified",
             merchant_id=row.merchant_id,
             issuer=row.issuer,
-            key_id=sealed_key_id(v, row.notify),
+            key_id=key_id(row.notify),
         )
         return _merchant_with(row, ())
 

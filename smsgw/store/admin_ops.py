@@ -12,8 +12,7 @@ from twisted.logger import Logger
 
 from smsgw.store import schema as S
 from smsgw.store.chain import touch
-from smsgw.store.claims import sealed_key_id
-from smsgw.store.pii import PiiError, vault
+from smsgw.store.pii import PiiError, key_id, vault
 from smsgw.store.rows import QueuedAlert
 from smsgw.store.writer import BatchOp
 
@@ -102,7 +101,7 @@ def _requeue_run(conn: Connection, items: Sequence[Requeue]) -> list[list[Queued
                     "alert {alert_id} not requeued: its destination does not "
                     "open (key {key_id})",
                     alert_id=row.id,
-                    key_id=sealed_key_id(v, row.destination),
+                    key_id=key_id(row.destination),
                 )
                 continue
             again.append(

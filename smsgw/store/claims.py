@@ -14,7 +14,6 @@ come back first on every claim.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,7 +22,7 @@ from twisted.logger import Logger
 
 from smsgw.store import schema as S
 from smsgw.store.chain import touch
-from smsgw.store.pii import PiiError, Vault, vault
+from smsgw.store.pii import PiiError, key_id, vault
 from smsgw.store.rows import QueuedAlert
 from smsgw.store.writer import BatchOp
 
@@ -33,20 +32,9 @@ __all__ = [
     "claim_op",
     "release_op",
     "renew_op",
-    "sealed_key_id",
 ]
 
 log = Logger()
-
-_KEY_ID = re.compile(r"k[0-9]{1,9}")
-
-
-def sealed_key_id(v: Vault, sealed: str | bytes | None) -> str:
-    """The key id a ciphertext names, for logs and error messages: only an id
-    shaped like one (``k<N>``), else "?" -- a value that is no ciphertext
-    (a number in clear, garbage) never reaches a log this way."""
-    kid = v.key_of(sealed)
-    return kid if kid is not None and _KEY_ID.fullmatch(kid) else "?"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +94,7 @@ def _claim_run(conn: Connection, items: Sequence[Claim]) -> list[list[QueuedAler
                 destination = v.open(row.destination)
             except PiiError:
                 # Sorted by priority, it would come back first every time.
-                _fail_unreadable(conn, v, row.id, row.destination, claim.now)
+                _fail_unreadable(conn, row.id, row.destination, claim.now)
                 continue
             claimed.append(QueuedAlert(**{**row._mapping, "destination": destination}))
         if claimed:
@@ -119,12 +107,10 @@ def _claim_run(conn: Connection, items: Sequence[Claim]) -> list[list[QueuedAler
     return out
 
 
-def _fail_unreadable(
-    conn: Connection, v: Vault, alert_id: str, sealed: str, now: float
-) -> None:
+def _fail_unreadable(conn: Connection, alert_id: str, sealed: str, now: float) -> None:
     """Mark a queued alert whose destination does not open (its key is not
     this process's, or it was altered) failed, released, and chained."""
-    key_id = sealed_key_id(v, sealed)
+    kid = key_id(sealed)
     a = S.alerts
     conn.execute(
         update(a)
@@ -132,7 +118,7 @@ def _fail_unreadable(
         .where(a.c.status == S.QUEUED)
         .values(
             status=S.FAILED,
-            last_error=f"destination does not open (key {key_id})",
+            last_error=f"destination does not open (key {kid})",
             updated_at=now,
             claimed_by=None,
             claimed_until=None,
@@ -142,7 +128,7 @@ def _fail_unreadable(
     log.warn(
         "alert {alert_id} failed: its destination does not open (key {key_id})",
         alert_id=alert_id,
-        key_id=key_id,
+        key_id=kid,
     )
 
 

@@ -27,7 +27,8 @@ import binascii
 import hashlib
 import hmac
 import os
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ __all__ = [
     "PiiError",
     "Vault",
     "attach",
+    "key_id",
     "load_vault",
     "vault",
 ]
@@ -54,7 +56,20 @@ NOTIFY = b"notify"
 WEBHOOK = b"webhook"
 
 _INFO = "smsgw_vault"
+_KEY_ID = re.compile(r"k[0-9]{1,9}")
 _NONCE = 12
+
+
+def key_id(value: str | bytes | None) -> str:
+    """The key id a stored ciphertext, blind index or keyed hash names, for
+    logs, messages and counts: only an id shaped like one (``k<N>``), else
+    "?" -- a value that is none of these (a number in clear, garbage) never
+    reaches a log or a report this way."""
+    if isinstance(value, (bytes, memoryview)):
+        kid = bytes(value).partition(b":")[0].decode("ascii", "replace")
+    else:
+        kid = (value or "").partition(":")[0]
+    return kid if _KEY_ID.fullmatch(kid) else "?"
 
 
 class PiiError(ValueError):
@@ -102,10 +117,6 @@ class Vault:
         text = base64.urlsafe_b64encode(nonce + blob).decode().rstrip("=")
         return f"{self.enc_id}:{text}"
 
-    def seal_opt(self, value: str | None, purpose: bytes = MSISDN) -> str | None:
-        """`seal`, with None kept as None."""
-        return None if value is None else self.seal(value, purpose)
-
     def open(self, sealed: str, purpose: bytes = MSISDN) -> str:
         """The value ``sealed`` holds; PiiError when its key is unknown or it
         was altered (or sealed for another purpose)."""
@@ -147,14 +158,6 @@ class Vault:
         except (InvalidTag, ValueError) as e:
             raise PiiError("ciphertext does not open (altered?)") from e
 
-    def key_of(self, sealed: str | bytes | None) -> str | None:
-        """The key id a ciphertext or index names (None for None)."""
-        if sealed is None:
-            return None
-        if isinstance(sealed, (bytes, memoryview)):
-            return bytes(sealed).partition(b":")[0].decode("ascii", "replace")
-        return sealed.partition(":")[0]
-
     # -- blind index ---------------------------------------------------------
 
     def index(self, msisdn: str) -> str:
@@ -169,10 +172,6 @@ class Vault:
         """The number's index under every live index key (for look-ups),
         newest first."""
         return [self._index_under(kid, msisdn) for kid in reversed(self._index)]
-
-    def indexes_of(self, numbers: Iterable[str]) -> dict[str, str]:
-        """Index (under every live key) -> number, for a batch look-up."""
-        return {ix: n for n in numbers for ix in self.indexes(n)}
 
     def _index_under(self, kid: str, msisdn: str) -> str:
         h = self._index[kid].copy()

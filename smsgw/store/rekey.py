@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from smsgw.feedback.mo import MoPart, group_key
-from smsgw.store.pii import MSISDN, NOTIFY, WEBHOOK, Vault, vault
+from smsgw.store.pii import MSISDN, NOTIFY, WEBHOOK, Vault, key_id, vault
 
 __all__ = ["COLUMNS", "Column", "reencrypt", "usage"]
 
@@ -63,12 +63,6 @@ COLUMNS = (
 )
 
 
-def _key_id(value: Any) -> str:
-    if isinstance(value, (bytes, memoryview)):
-        return bytes(value).partition(b":")[0].decode("ascii", "replace")
-    return str(value).partition(":")[0]
-
-
 def usage(engine: Engine) -> dict[str, Counter[str]]:
     """``"table.column"`` -> rows per key id (a full scan of each column)."""
     out: dict[str, Counter[str]] = {}
@@ -82,14 +76,14 @@ def usage(engine: Engine) -> dict[str, Counter[str]]:
                 )
             )
             for (value,) in rows:
-                counts[_key_id(value)] += 1
+                counts[key_id(value)] += 1
             out[f"{c.table}.{c.column}"] = counts
     return out
 
 
 def _stale(v: Vault, c: Column) -> Callable[[Any], bool]:
     active = v.index_id if c.kind == "index" else v.enc_id
-    return lambda value: value is not None and value != "" and _key_id(value) != active
+    return lambda value: value is not None and value != "" and key_id(value) != active
 
 
 def _fresh(v: Vault, c: Column, row: Any) -> Any:

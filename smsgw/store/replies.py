@@ -42,8 +42,7 @@ from smsgw.feedback.match import Candidate, Decision, decide, match_reply
 from smsgw.feedback.mo import MoPart, assemble, group_key
 from smsgw.store import schema as S
 from smsgw.store.chain import touch
-from smsgw.store.claims import sealed_key_id
-from smsgw.store.pii import PiiError, Vault, vault
+from smsgw.store.pii import PiiError, Vault, key_id, vault
 from smsgw.store.reply_acts import apply_decision, queue_reply, queue_webhook
 from smsgw.store.rows import QueuedAlert
 from smsgw.store.writer import BatchOp
@@ -362,7 +361,7 @@ def _group(conn: Connection, v: Vault, key: str) -> list[dict[str, Any]]:
                 "reply part {part_id} left out: its sender does not open "
                 "(key {key_id})",
                 part_id=row.id,
-                key_id=sealed_key_id(v, row.source),
+                key_id=key_id(row.source),
             )
     return out
 
@@ -379,7 +378,7 @@ def _first_readable(conn: Connection, v: Vault, index: str) -> dict[str, Any] | 
             log.warn(
                 "reply part {part_id} dropped: its sender does not open (key {key_id})",
                 part_id=row.id,
-                key_id=sealed_key_id(v, row.source),
+                key_id=key_id(row.source),
             )
     return None
 

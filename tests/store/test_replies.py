@@ -24,7 +24,7 @@ from smsgw.store.feedback_report import (
     transaction_feedback,
     unmatched_replies,
 )
-from smsgw.store.pii import WEBHOOK, Vault
+from smsgw.store.pii import WEBHOOK, Vault, key_id
 from smsgw.store.replies import (
     MoItem,
     MoOutcome,
@@ -475,4 +475,4 @@ def test_operator_look_ups_find_rows_under_an_older_key(
         row = conn.execute(text("SELECT * FROM opt_outs")).one()
     assert (row.msisdn_index, row.via) == (NEWER.index(NUMBER), "cli")
     assert row.msisdn_index.startswith("k2:")
-    assert (NEWER.key_of(row.msisdn), NEWER.open(row.msisdn)) == ("k2", NUMBER)
+    assert (key_id(row.msisdn), NEWER.open(row.msisdn)) == ("k2", NUMBER)

@@ -17,9 +17,9 @@ from smsgw.feedback.mo import MoPart
 from smsgw.store import schema as S
 from smsgw.store.admin_ops import Requeue, requeue_op
 from smsgw.store.chain import forget, load_audit_signer, seal, verify
-from smsgw.store.claims import Claim, claim_op, sealed_key_id
+from smsgw.store.claims import Claim, claim_op
 from smsgw.store.delivery import receipt_op, sent_op
-from smsgw.store.pii import NOTIFY, Vault
+from smsgw.store.pii import NOTIFY, Vault, key_id
 from smsgw.store.replies import MoItem, MoOutcome
 from smsgw.store.rows import ReceiptRecord, Sent, SentPart
 from tests.store.helpers import (
@@ -141,12 +141,12 @@ def test_a_claim_of_only_unreadable_alerts_claims_nothing_and_fails_each(
     assert statuses == [S.FAILED, S.FAILED]
 
 
-def test_sealed_key_id_only_shows_a_key_id() -> None:
-    assert sealed_key_id(VAULT, OTHER.seal(NUMBER)) == "k9"
-    assert sealed_key_id(VAULT, NUMBER) == "?"
-    assert sealed_key_id(VAULT, "8613800138000:abc") == "?"
-    assert sealed_key_id(VAULT, None) == "?"
-    assert sealed_key_id(VAULT, OTHER.seal_bytes(b"x", NOTIFY)) == "k9"
+def test_key_id_only_shows_a_key_id() -> None:
+    assert key_id(OTHER.seal(NUMBER)) == "k9"
+    assert key_id(NUMBER) == "?"
+    assert key_id("8613800138000:abc") == "?"
+    assert key_id(None) == "?"
+    assert key_id(OTHER.seal_bytes(b"x", NOTIFY)) == "k9"
 
 
 # -- requeue -----------------------------------------------------------------
