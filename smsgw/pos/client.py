@@ -155,7 +155,7 @@ def check_response(
 
 
 class _Pending:
-    __slots__ = ("deferred", "key", "key_name", "key_value", "sent_at", "timer")
+    __slots__ = ("deferred", "key", "key_name", "key_value", "sent_at")
 
     def __init__(
         self,
@@ -170,7 +170,6 @@ class _Pending:
         self.key_name = key_name
         self.key_value = key_value
         self.sent_at = sent_at
-        self.timer: IDelayedCall | None = None
 
 
 class IntakeClientProtocol(Int32StringReceiver):
@@ -200,6 +199,10 @@ class IntakeClientProtocol(Int32StringReceiver):
         self.clock = clock
         self.timeout = timeout
         self._pending: deque[_Pending] = deque()
+        # One timer for every outstanding request: they share one timeout and
+        # are answered in order, so only the oldest can be the next to time
+        # out (a timer per request cost more than signing it).
+        self._timer: IDelayedCall | None = None
         self._transport: ITransport | None = None
         self._closed = False
         self._lost_reason = "not connected"
@@ -248,9 +251,9 @@ class IntakeClientProtocol(Int32StringReceiver):
         )
         d: Deferred[Response] = Deferred()
         entry = _Pending(d, sign_with, name, value, self.clock.seconds())
-        if self.timeout is not None:
-            entry.timer = self.clock.callLater(self.timeout, self._timed_out, entry)
         self._pending.append(entry)
+        if self.timeout is not None and self._timer is None:
+            self._timer = self.clock.callLater(self.timeout, self._check_timeout)
         assert self._transport is not None
         self._transport.write(frame)
         return d
@@ -275,8 +278,9 @@ class IntakeClientProtocol(Int32StringReceiver):
             self.close()
             return
         entry = self._pending.popleft()
-        if entry.timer is not None:
-            entry.timer.cancel()
+        if not self._pending and self._timer is not None:
+            self._timer.cancel()  # nothing left to time out
+            self._timer = None
         try:
             response = check_response(
                 string, entry.key, entry.key_name, entry.key_value
@@ -297,21 +301,31 @@ class IntakeClientProtocol(Int32StringReceiver):
         )
         self.close()
 
-    def _timed_out(self, entry: _Pending) -> None:
-        entry.timer = None
-        # Timers share one timeout and requests are FIFO, so the entry that
-        # times out is the head; its late answer would be taken for the next.
-        self._pending.remove(entry)
+    def _check_timeout(self) -> None:
+        """The timer fired: fail the oldest request if it is due, else wait
+        for the (new) oldest one's turn."""
+        self._timer = None
+        if not self._pending or self.timeout is None:
+            return
+        due = self._pending[0].sent_at + self.timeout
+        now = self.clock.seconds()
+        if due > now:
+            self._timer = self.clock.callLater(due - now, self._check_timeout)
+            return
+        # Requests are answered in order, so its late answer would be taken
+        # for the next one's: give up on the connection.
+        entry = self._pending.popleft()
         entry.deferred.errback(
             Failure(ResponseTimeout(f"no response within {self.timeout:g} s"))
         )
         self.close()
 
     def _fail_all(self, error: Exception) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
         pending, self._pending = self._pending, deque()
         for entry in pending:
-            if entry.timer is not None:
-                entry.timer.cancel()
             entry.deferred.errback(Failure(error))
 
 

@@ -477,6 +477,26 @@ def test_timeout_fails_the_head_and_closes() -> None:
     assert clock.getDelayedCalls() == []
 
 
+def test_each_request_gets_the_whole_timeout() -> None:
+    """One timer serves the connection: when the oldest request is answered,
+    the next one still has its own full timeout, counted from its sending."""
+    proto, _w, clock, transport = connected(timeout=5.0)
+    d1 = proto.send(txn("A"))
+    clock.advance(3.0)
+    d2 = proto.send(txn("B"))
+    proto.dataReceived(answer(accepted("A")))
+    assert success_of(d1).accepted
+    clock.advance(2.0)  # A's deadline: B has 3 s left
+    no_result(d2)
+    assert not transport.disconnecting
+    assert len(clock.getDelayedCalls()) == 1
+    clock.advance(2.9)
+    no_result(d2)
+    clock.advance(0.1)
+    assert str(failure_of(d2, ResponseTimeout).value) == "no response within 5 s"
+    assert transport.disconnecting
+
+
 def test_answered_requests_cancel_their_timers() -> None:
     """A response cancels its request's timer: no delayed calls remain."""
     proto, _w, clock, transport = connected(timeout=5.0)
