@@ -19,6 +19,7 @@ group commit) and this load generator (``smsgw.pos`` client). Reports:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import socket
@@ -118,6 +119,14 @@ def cpu_seconds(pid: int) -> float:
 _UNFINISHED = "select 1 from alerts where status in ('queued', 'submitted') limit 1"
 
 
+def parts_sent(db: Path) -> tuple[int, list[str]]:
+    """(SMPP parts the alerts took, the alerts' texts in order)."""
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as c:
+        parts = c.execute("select coalesce(sum(parts), 0) from alerts").fetchone()[0]
+        texts = [r[0] for r in c.execute("select text from alerts order by rowid")]
+    return int(parts), texts
+
+
 def delivered(db: Path) -> tuple[int, int]:
     """(alerts, delivered alerts) as the store has committed them."""
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
@@ -136,6 +145,7 @@ def load(
     window: int,
     rate: float | None,
     run_id: str,
+    lang: str = "mixed",
 ) -> Any:
     key = TerminalKey(bytes.fromhex(KEY_HEX))
     rng = random.Random(7)
@@ -155,6 +165,8 @@ def load(
         b.pop("orig_txn_id", None)
         if b["kind"] in ("refund", "reversal"):
             b["kind"] = "purchase"
+        if lang != "mixed":
+            b["lang"] = lang  # en: GSM-7 alerts, zh: UCS-2
         return b
 
     # Bodies are made before the clock starts: the load generator shares the
@@ -213,6 +225,20 @@ def main() -> int:
         action="store_true",
         help="route nothing (alerts stay queued): measure intake and commit alone",
     )
+    parser.add_argument(
+        "--lang",
+        choices=("mixed", "en", "zh"),
+        default="mixed",
+        help="alert language: en gives GSM-7 alerts, zh UCS-2 (mixed: 10%% en)",
+    )
+    parser.add_argument(
+        "--smsc-args",
+        default="",
+        help="more options for the simulator, e.g. '--throttle-fraction 0.1'",
+    )
+    parser.add_argument(
+        "--json", metavar="FILE", help="also write the figures (and texts) as JSON"
+    )
     ns = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="smsgw-bench-"))
@@ -247,6 +273,7 @@ def main() -> int:
             "0.05",
             "--log-level",
             "warn",
+            *ns.smsc_args.split(),
         ],
         cwd=work,
         env=env,
@@ -310,7 +337,7 @@ def main() -> int:
                 sampler.start(0.25)
             results["timeline"] = timeline
             stats = yield load(
-                intake, ns.count, ns.connections, ns.window, None, "tput"
+                intake, ns.count, ns.connections, ns.window, None, "tput", ns.lang
             )
             t_acked = time.monotonic()
             # Wait for the last receipt with a query that costs next to
@@ -344,9 +371,17 @@ def main() -> int:
                 k: v - threads0.get(k, 0.0) for k, v in threads.items()
             }
             n = int(ns.rate * ns.seconds)
-            steady = yield load(intake, n, ns.connections, ns.window, ns.rate, "steady")
+            results["parts"] = parts_sent(db)
+            steady = yield load(
+                intake, n, ns.connections, ns.window, ns.rate, "steady", ns.lang
+            )
             results["steady"] = steady
             results["status"] = proc_status(gw.pid)
+            results["store_status"] = [
+                proc_status(pid)
+                for name, pid in others().items()
+                if name.startswith("store process")
+            ]
         finally:
             reactor.stop()
 
@@ -398,6 +433,25 @@ def main() -> int:
     )
     status = results["status"]
     print(f"gateway peak RSS {status['VmHWM']} (now {status['VmRSS']})")
+    store_rss = [int(st["VmHWM"].split()[0]) for st in results["store_status"]]
+    if ns.json:
+        parts, texts = results["parts"]
+        figures = {
+            "count": ns.count,
+            "alerts": done,
+            "parts": parts,
+            "acked_s": acked_s,
+            "done_s": done_s,
+            "alerts_per_s": done / done_s,
+            "parts_per_s": parts / done_s,
+            "p50_ms": steady.p50 * 1000,
+            "p99_ms": steady.p99 * 1000,
+            "cpu_s": cpu
+            + sum(v for k, v in results["others"].items() if k.startswith("store")),
+            "rss_kb": int(status["VmHWM"].split()[0]) + sum(store_rss),
+            "texts": texts,
+        }
+        Path(ns.json).write_text(json.dumps(figures))
     return 0
 
 
