@@ -40,6 +40,7 @@ from smsgw.pos.client import IntakeClientFactory, IntakeClientProtocol
 from smsgw.pos.load import LoadStats, run_load
 from smsgw.pos.txns import make_txn_body
 from smsgw.runtime import tune_gc
+from smsgw.store import schema as S
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -116,7 +117,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-_UNFINISHED = "select 1 from alerts where status in ('queued', 'submitted') limit 1"
+_UNFINISHED = (
+    f"select 1 from alerts where status in ('{S.QUEUED}', '{S.SUBMITTED}') limit 1"
+)
 
 
 def parts_sent(db: Path) -> tuple[int, list[str]]:
@@ -348,8 +351,9 @@ def main() -> int:
             ) as c:
                 while not ns.intake_only and c.execute(_UNFINISHED).fetchone():
                     yield task.deferLater(reactor, 0.01, lambda: None)
-            total, done = delivered(db)
             t_done = time.monotonic()
+            if not ns.intake_only:
+                total, done = delivered(db)
             if sampler.running:
                 sampler.stop()
             if ns.intake_only:
@@ -371,7 +375,8 @@ def main() -> int:
                 k: v - threads0.get(k, 0.0) for k, v in threads.items()
             }
             n = int(ns.rate * ns.seconds)
-            results["parts"] = parts_sent(db)
+            if ns.json:
+                results["parts"] = parts_sent(db)
             steady = yield load(
                 intake, n, ns.connections, ns.window, ns.rate, "steady", ns.lang
             )
@@ -447,7 +452,9 @@ def main() -> int:
             "p50_ms": steady.p50 * 1000,
             "p99_ms": steady.p99 * 1000,
             "cpu_s": cpu
-            + sum(v for k, v in results["others"].items() if k.startswith("store")),
+            + sum(
+                v for k, v in results["others"].items() if k.startswith("store process")
+            ),
             "rss_kb": int(status["VmHWM"].split()[0]) + sum(store_rss),
             "texts": texts,
         }
