@@ -23,6 +23,7 @@ from twisted.logger import Logger
 from smsgw.store import schema as S
 from smsgw.store.chain import touch
 from smsgw.store.pii import PiiError, key_id, vault
+from smsgw.store.query import update_ids
 from smsgw.store.rows import QueuedAlert
 from smsgw.store.writer import BatchOp
 
@@ -98,10 +99,12 @@ def _claim_run(conn: Connection, items: Sequence[Claim]) -> list[list[QueuedAler
                 continue
             claimed.append(QueuedAlert(**{**row._mapping, "destination": destination}))
         if claimed:
-            conn.execute(
-                update(a)
-                .where(a.c.id.in_([alert.id for alert in claimed]))
-                .values(claimed_by=claim.node, claimed_until=claim.now + claim.lease)
+            update_ids(
+                conn,
+                "UPDATE alerts SET claimed_by = ?, claimed_until = ? "
+                "WHERE id IN ({ids})",
+                (claim.node, claim.now + claim.lease),
+                [alert.id for alert in claimed],
             )
         out.append(claimed)
     return out
@@ -147,36 +150,29 @@ class Renew:
 
 
 def _renew_run(conn: Connection, items: Sequence[Renew]) -> list[int]:
-    a = S.alerts
-    out = []
-    for item in items:
-        renewed = 0
-        for start in range(0, len(item.ids), 500):
-            result = conn.execute(
-                update(a)
-                .where(a.c.id.in_(item.ids[start : start + 500]))
-                .where(a.c.claimed_by == item.node)
-                .where(a.c.status == S.QUEUED)
-                .values(claimed_until=item.until)
-            )
-            renewed += result.rowcount
-        out.append(renewed)
-    return out
+    return [
+        update_ids(
+            conn,
+            "UPDATE alerts SET claimed_until = ? WHERE claimed_by = ? "
+            "AND status = 'queued' AND id IN ({ids})",
+            (item.until, item.node),
+            item.ids,
+        )
+        for item in items
+    ]
 
 
 renew_op: BatchOp[Renew, int] = BatchOp("renew", _renew_run)
 
 
 def _release_run(conn: Connection, items: Sequence[tuple[str, ...]]) -> list[None]:
-    a = S.alerts
-    ids = [alert_id for item in items for alert_id in item]
-    for start in range(0, len(ids), 500):
-        conn.execute(
-            update(a)
-            .where(a.c.id.in_(ids[start : start + 500]))
-            .where(a.c.status == S.QUEUED)
-            .values(claimed_by=None, claimed_until=None)
-        )
+    update_ids(
+        conn,
+        "UPDATE alerts SET claimed_by = NULL, claimed_until = NULL "
+        "WHERE status = 'queued' AND id IN ({ids})",
+        (),
+        [alert_id for item in items for alert_id in item],
+    )
     return [None] * len(items)
 
 

@@ -80,6 +80,35 @@ def run_many(conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> Non
         _executemany(conn, driver_sql(conn, sql), list(rows))
 
 
+def update_ids(
+    conn: Connection,
+    sql: str,
+    params: tuple[Any, ...],
+    ids: Sequence[Any],
+    chunk: int = 500,
+) -> int:
+    """Run ``sql`` (``?`` placeholders, ``{ids}`` where the id list goes) for
+    ``ids`` in chunks of ``chunk``, at driver level; returns the rows changed.
+
+    Lease renewals and releases name thousands of alerts: through SQLAlchemy
+    each chunk's expanding IN is rendered anew and leaves reference cycles
+    that an idle store process's collector may not reach for a long time.
+    """
+    changed = 0
+    cursor = conn.connection.cursor()
+    try:
+        for start in range(0, len(ids), chunk):
+            part = tuple(ids[start : start + chunk])
+            cursor.execute(
+                driver_sql(conn, sql.format(ids=", ".join(["?"] * len(part)))),
+                params + part,
+            )
+            changed += max(cursor.rowcount, 0)
+    finally:
+        cursor.close()
+    return changed
+
+
 def _executemany(conn: Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
     # The DBAPI cursor of this transaction's connection: SQLAlchemy's own
     # execution (even exec_driver_sql) adds ~50-100 µs per statement, which

@@ -18,6 +18,7 @@ so at worst a terminal's retry is answered ``duplicate``.
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import struct
@@ -35,6 +36,13 @@ from smsgw.store.keyring import attach_keyring
 __all__ = ["FrameReader", "describe_error", "encode_frame", "split_frames"]
 
 _LENGTH = struct.Struct(">I")
+
+# A full collection at most this often (seconds), after an answer is sent.
+# With the gateway's collector settings (smsgw.runtime) a quiet store process
+# (an SMSC outage: a claim a second, a lease renewal every 20 s) allocates
+# too little to ever trigger one, and garbage in reference cycles (the
+# database libraries leave some) would pile up for as long as it stays quiet.
+COLLECT_EVERY = 60.0
 
 
 def encode_frame(value: object) -> bytes:
@@ -118,6 +126,7 @@ def _serve(url: str, inp: IO[bytes], out: IO[bytes]) -> None:
     signer = load_audit_signer(Path(keys_dir)) if keys_dir else None
     tune_gc()
     ops: dict[str, Any] = {}
+    collected = time.monotonic()
     while True:
         try:
             request = _read(inp)
@@ -138,6 +147,9 @@ def _serve(url: str, inp: IO[bytes], out: IO[bytes]) -> None:
             _write(out, ("ok", results))
         except Exception as e:
             _write(out, ("error", describe_error(e)))
+        if time.monotonic() - collected > COLLECT_EVERY:
+            gc.collect()
+            collected = time.monotonic()
     engine.dispose()
 
 
