@@ -109,6 +109,7 @@ class Dispatcher:
         self._later: list[tuple[float, int, int, _Job]] = []
         self._seq = 0
         self._held: set[str] = set()
+        self._overflow: list[str] = []  # alerts to give back (memory full)
         self._timer: IDelayedCall | None = None
         self._poll: IDelayedCall | None = None
         self._renew: IDelayedCall | None = None
@@ -132,6 +133,7 @@ class Dispatcher:
     def stop(self) -> None:
         """Stop sending; held alerts stay claimed in the store for the restart."""
         self._stopped = True
+        self._release_overflow()  # before the writer stops
         for call in (
             self._timer,
             self._poll,
@@ -169,9 +171,17 @@ class Dispatcher:
             )
             self._schedule(job, alert.not_before, now)
         if overflow:
-            # Left in the store, unclaimed: a later claim takes them.
-            self._write(release_op, tuple(overflow))
+            # Left in the store, unclaimed: a later claim takes them. One
+            # release per reactor turn, not one per transaction accepted.
+            if not self._overflow:
+                self.clock.callLater(0, self._release_overflow)
+            self._overflow.extend(overflow)
         self._pump()
+
+    def _release_overflow(self) -> None:
+        ids, self._overflow = tuple(self._overflow), []
+        if ids:
+            self._write(release_op, ids)
 
     def _schedule(self, job: _Job, due: float, now: float) -> None:
         job.due = due

@@ -373,13 +373,22 @@ def test_full_carrier_queue_holds_alerts_back() -> None:
 
 
 def test_memory_limit_releases_overflow_to_the_store() -> None:
-    """Beyond max_in_flight, alerts are released back to the queue in the store."""
+    """Beyond max_in_flight, alerts are released back to the queue in the store:
+    one release per reactor turn, however many transactions overflowed in it
+    (the intake adds each accepted transaction's alerts on its own)."""
     a = Link("a", bound=0)
     d, clock, w = rig(a, max_in_flight=100)
-    d.add([alert(i) for i in range(105)])
+    d.add([alert(i) for i in range(100)])
+    for i in range(100, 105):
+        d.add([alert(i)])
     assert d.held == 100
+    assert w.of("release") == []  # gathered until the turn ends
+    clock.advance(0)
     [released] = w.of("release")
     assert released == tuple(f"R{i}.1" for i in range(100, 105))
+    d.add([alert(105)])
+    clock.advance(0)
+    assert w.of("release")[1:] == [("R105.1",)]
     stop(d, clock)
 
 
