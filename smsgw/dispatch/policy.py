@@ -13,7 +13,6 @@ TTL bounds how long they are retried.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -84,10 +83,29 @@ class Router:
 
     def __init__(self, routes: Sequence[Route]) -> None:
         self.routes = tuple(routes)
-        self.candidates = functools.lru_cache(maxsize=65536)(self._candidates)
+        self._prefixes = frozenset(r.prefix for r in self.routes)
+        self._lengths = sorted({len(p) for p in self._prefixes}, reverse=True)
+        # By the set of route prefixes a destination starts with: as many
+        # entries as the routes make combinations, not one per destination
+        # (a cache per number held ~13 MB after 65,536 numbers).
+        self._by_prefixes: dict[tuple[str, ...], tuple[str, ...]] = {}
 
-    def _candidates(self, destination: str) -> tuple[str, ...]:
-        matching = [r for r in self.routes if destination.startswith(r.prefix)]
+    def candidates(self, destination: str) -> tuple[str, ...]:
+        """The carriers whose routes take ``destination``, best first:
+        longest prefix, then priority, then configuration order."""
+        n = len(destination)
+        key = tuple(
+            destination[:k]
+            for k in self._lengths
+            if k <= n and destination[:k] in self._prefixes
+        )
+        found = self._by_prefixes.get(key)
+        if found is None:
+            found = self._by_prefixes[key] = self._candidates(key)
+        return found
+
+    def _candidates(self, prefixes: tuple[str, ...]) -> tuple[str, ...]:
+        matching = [r for r in self.routes if r.prefix in prefixes]
         matching.sort(key=lambda r: (-len(r.prefix), r.priority, r.order))
         names: list[str] = []
         for route in matching:
