@@ -104,6 +104,10 @@ class Dispatcher:
         self.unconfirmed = 0
         self._reclaim_own = reclaim_own
         self._reclaim_any = reclaim_any
+        # Due alerts, urgent ones (declines, reversals, large amounts) in a
+        # queue of their own: after an outage they go before a backlog of
+        # older normal ones, as claims from the store order them too.
+        self._urgent: deque[_Job] = deque()
         self._ready: deque[_Job] = deque()
         self._blocked: deque[_Job] = deque()
         self._later: list[tuple[float, int, int, _Job]] = []
@@ -186,7 +190,7 @@ class Dispatcher:
     def _schedule(self, job: _Job, due: float, now: float) -> None:
         job.due = due
         if due <= now:
-            self._ready.append(job)
+            (self._urgent if job.alert.priority > 0 else self._ready).append(job)
         else:
             self._seq += 1
             heapq.heappush(self._later, (due, -job.alert.priority, self._seq, job))
@@ -215,12 +219,13 @@ class Dispatcher:
         try:
             now = self.clock.seconds()
             while self._later and self._later[0][0] <= now:
-                self._ready.append(heapq.heappop(self._later)[3])
+                job = heapq.heappop(self._later)[3]
+                (self._urgent if job.alert.priority > 0 else self._ready).append(job)
             full = down = False  # some alert waits for room / for a bind
-            while self._ready:
+            while self._urgent or self._ready:
                 if self.unconfirmed >= self.max_unconfirmed:
                     break  # _confirmed pumps again when a record is committed
-                job = self._ready.popleft()
+                job = (self._urgent or self._ready).popleft()
                 if now >= job.alert.expires_at:
                     self._finish(
                         job, S.EXPIRED, "ttl passed before the alert could be sent", now
@@ -272,8 +277,8 @@ class Dispatcher:
 
     def _set_aside(self, now: float) -> None:
         """Every bind is down: expire what is due, set the rest aside."""
-        while self._ready:
-            job = self._ready.popleft()
+        while self._urgent or self._ready:
+            job = (self._urgent or self._ready).popleft()
             if now >= job.alert.expires_at:
                 self._finish(
                     job, S.EXPIRED, "ttl passed while no carrier was bound", now
@@ -448,9 +453,10 @@ class Dispatcher:
 
     def _polled(self) -> None:
         self._poll = None
-        # Alerts set aside go first again, in their order.
-        self._ready.extendleft(reversed(self._blocked))
-        self._blocked = deque()
+        # Alerts set aside go first again (of their priority), in their order.
+        blocked, self._blocked = self._blocked, deque()
+        self._urgent.extendleft(reversed([j for j in blocked if j.alert.priority > 0]))
+        self._ready.extendleft(reversed([j for j in blocked if j.alert.priority <= 0]))
         self._pump()
 
     def _claim(self) -> None:

@@ -491,3 +491,33 @@ def test_receipts_waiting_for_their_part_are_swept_every_lease() -> None:
     clock.advance(60)
     assert w.of("rematch") == [1000]
     stop(d, clock)
+
+
+def test_urgent_alerts_go_before_a_backlog_of_normal_ones() -> None:
+    """After an outage, urgent alerts held in memory leave first (in their
+    order), then the normal ones in theirs; also while the unconfirmed limit
+    holds the rest back."""
+    a = Link("a", bound=0)
+    d, clock, _ = rig(a)
+    d.max_unconfirmed = 2
+    d.add([alert(i) for i in range(1, 5)])
+    d.add([alert(5, priority=1), alert(6, priority=1)])
+    clock.advance(1)  # polled while no bind is up: all set aside
+    assert a.outstanding() == 0
+    a.bound = 1
+    d.poke()
+    clock.advance(0)
+    order = []
+    while a.outstanding():
+        order += [
+            pdu.short_message.decode() for pdu, _, d_ in a.submits if not d_.called
+        ]
+        a.answer()
+    assert order == [f"1:alert {n}" for n in (5, 6, 1, 2, 3, 4)]
+    d.add([alert(7), alert(8, priority=1)])  # both due at once: urgent first
+    assert [p.short_message for p, _, d_ in a.submits if not d_.called] == [
+        b"1:alert 8",
+        b"1:alert 7",
+    ]
+    a.answer()
+    stop(d, clock)
