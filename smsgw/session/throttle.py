@@ -78,7 +78,7 @@ class AdaptiveSettings:
 
     interval: float = 1.0  # seconds per measurement
     margin: float = 0.97  # settle this far below the accepted rate
-    floor: float = 0.05  # never below this fraction of the configured tps
+    floor: float = 1.0  # parts/s: never below this, so the bind never stops
     creep: float = 0.01  # near a found limit: probe up by this fraction of the rate
     recover: float = 0.05  # long after the last cut: climb by this fraction of tps
     settle: float = 30.0  # seconds after a cut during which we creep, not climb
@@ -97,8 +97,10 @@ class AdaptiveRate:
     slowly (``creep`` of the current rate) for ``settle`` seconds after a cut,
     so the rate hovers just under a limit the SMSC enforces, then faster
     (``recover`` of the configured tps) back up to the configured tps. The
-    rate never drops below ``floor`` of the configured tps, so the bind never
-    stops.
+    rate never drops below ``floor`` parts per second, so the bind never
+    stops; the floor is absolute, not a share of the configured tps, which
+    may be far above what the SMSC takes (a bind configured for 100,000/s
+    against an SMSC limited to 2,000/s could otherwise never go below 5,000).
     """
 
     def __init__(
@@ -146,7 +148,7 @@ class AdaptiveRate:
                 self.rate = before
         elif throttled and now >= self._hold_until:
             accepted = (answered - throttled) / elapsed
-            cut = max(self.ceiling * s.floor, min(self.rate, accepted * s.margin))
+            cut = max(s.floor, min(self.rate, accepted * s.margin))
             if cut < self.rate:
                 self._probe = (self.rate, share)
                 self.rate = cut
