@@ -332,7 +332,8 @@ def render(
     is a merchant template (jinja2 sandbox, compiled once per string); without
     it the built-in template for the audience, kind and result is used. When
     the text needs more than one part, the merchant name is cut, then the
-    location dropped, until it fits; if nothing fits it stays multi-part.
+    location dropped, until it fits; if nothing fits it stays multi-part,
+    with the merchant and location unless leaving them out saves a part.
     Returns the text with its encoding, units and parts. Raises ValueError
     for unusable facts (naming the field) or an unsupported ``default_lang``,
     and TemplateError for a refused or failing merchant template.
@@ -373,4 +374,9 @@ def render(
             fitted = _fit(fill, merchant, None, allow_latin1)
         if fitted is not None:
             return fitted
-    return _parts(fill("", None, False), allow_latin1, True)
+    # No cut makes it one part. Where the card was used is what the
+    # cardholder reads the alert for: the merchant and location stay unless
+    # leaving them out saves a part.
+    whole = _parts(text, allow_latin1, False)
+    bare = _parts(fill("", None, False), allow_latin1, True)
+    return bare if bare.parts < whole.parts else whole

@@ -356,13 +356,23 @@ def test_location_is_dropped_only_after_the_merchant_name() -> None:
     assert got.shortened
 
 
-def test_text_that_cannot_fit_stays_multipart_and_shortened() -> None:
-    """When even removing the merchant and location is not enough, it stays 2 parts."""
+def test_text_that_cannot_fit_stays_multipart_with_its_merchant() -> None:
+    """When even removing the merchant and location is not enough for one
+    part, the alert goes out in several as written: the merchant and location
+    stay, unless leaving them out saves a part."""
     got = render(
         en(signature="X" * 80, merchant="STARBUCKS", location="SHANGHAI"), "en"
     )
     assert got.text == (
-        "X" * 80 + ": Card *7894 used for CNY 128.50 on 29Nov 20:00. " + EN_REPLY
+        "X" * 80
+        + ": Card *7894 used for CNY 128.50 at STARBUCKS, SHANGHAI on 29Nov 20:00. "
+        + EN_REPLY
+    )
+    assert (got.encoding, got.parts, got.shortened) == ("gsm7", 2, False)
+    # 3 parts with the merchant, 2 without: the part is saved.
+    got = render(en(signature="X" * 200, merchant="M" * 60, location="SHANGHAI"), "en")
+    assert got.text == (
+        "X" * 200 + ": Card *7894 used for CNY 128.50 on 29Nov 20:00. " + EN_REPLY
     )
     assert (got.encoding, got.parts, got.shortened) == ("gsm7", 2, True)
 
