@@ -3,17 +3,48 @@
 Runs by hand (not a test):
 
     .venv/bin/python bench/pipeline.py [--count 20000] [--connections 4]
+        [--rates 1000,5000] [--seconds 10] [--lang en] [--parts 3]
+        [--max-tps N] [--tps N] [--latency-connections 1000 --latency-window 1]
 
 Three processes on this machine: the SMSC simulator (``smsgw smsc``), the
 gateway (``twistd smsgw``, SQLite with durable commits: WAL, synchronous=FULL,
 group commit) and this load generator (``smsgw.pos`` client). Reports:
 
 1. throughput: ``--count`` transactions over ``--connections`` pipelined
-   connections as fast as the gateway acknowledges them; alerts per second
-   end to end = alerts / (first send -> last receipt recorded in the store);
-2. latency: a steady ``--rate`` transactions per second for ``--seconds``;
-   p50/p99/max acknowledgement latency;
+   connections (``--window`` each) as fast as the gateway acknowledges them;
+   alerts per second end to end = alerts / (first send -> last receipt
+   recorded in the store);
+2. latency: for each rate of ``--rates`` (transactions per second, comma
+   separated; ``none`` skips this phase) a steady run of ``--seconds``, over
+   ``--latency-connections`` connections with ``--latency-window``
+   outstanding on each (default: those of the throughput run; 1,000
+   terminals with one request each: ``--latency-connections 1000
+   --latency-window 1``); p50/p99/max acknowledgement latency and the rate
+   achieved;
 3. the gateway's peak RSS (VmHWM) and CPU time.
+
+Alert texts: ``--lang`` (en: GSM-7, zh: UCS-2, mixed), the built-in
+templates; ``--parts 3`` puts a long English cardholder template in the
+issuer's config (``THREE_PART_TEMPLATE``) so every alert takes 3 GSM-7
+parts, and checks in the store that each did (``--template-en TEXT`` sets
+any other English template); the alerts by parts and their length in units
+are always printed.
+
+``--max-tps N`` caps the simulator at N submits/s per bind (ESME_RTHROTTLED
+above it) and reports the settled submit rate during the drain: SMPP parts
+by their sent time in the store (``parts.submitted_at``), per whole second
+after the last acknowledgement; the median (and the mean) over the seconds
+that still left a backlog, the first second left out; "within 10% below the
+cap" when 90-101% of N. The simulator's counters (submits
+accepted, ESME_RTHROTTLED answers) are read from its control port after the
+throughput run. The gateway's carrier is configured with ``tps: 100000`` (no
+limit of its own; ``--tps N`` sets another: its adaptive rate stays between
+1 part/s and it).
+
+Every connection is a file descriptor here and in the gateway, which
+inherits this process's limit: the soft RLIMIT_NOFILE is raised (up to the
+hard limit) to fit the connections asked for. ``--json FILE`` also writes
+the figures (and the throughput run's texts) for ``bench/vs_kannel.py``.
 """
 
 from __future__ import annotations
@@ -22,12 +53,15 @@ import argparse
 import json
 import os
 import random
+import resource
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -35,6 +69,7 @@ from typing import Any
 from twisted.internet import defer, reactor, task
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
+from smsgw.codec.text import measure
 from smsgw.intake.envelope import TerminalKey
 from smsgw.pos.client import IntakeClientFactory, IntakeClientProtocol
 from smsgw.pos.load import LoadStats, run_load
@@ -45,6 +80,23 @@ from smsgw.store import schema as S
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 KEY_HEX = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+
+# An English cardholder alert of 3 GSM-7 parts (307-459 septets; 402-456 for
+# this load's amounts, kinds, balances, declines and merchant names, which an
+# alert of several parts keeps): amount, card, merchant, time, what to do
+# about fraud and how to reply.
+THREE_PART_TEMPLATE = (
+    "{{ signature }}: card *{{ last4 }} {{ kind }} of {{ amount }}"
+    "{% if merchant %} at {{ merchant }}{% endif %}"
+    "{% if location %}, {{ location }}{% endif %} on {{ date }} {{ time }}"
+    "{% if result == 'declined' %} was DECLINED{% endif %}."
+    "{% if balance %} Available balance {{ balance }}.{% endif %}"
+    " If this was you, no action is needed. If you do NOT recognise it, reply N"
+    " now: we will block the card at once and call you back, and you are not"
+    " liable for confirmed fraud. Never share your PIN, CVV or one-time codes"
+    " with anyone, even bank staff. Help: call 95588 (24h). Reply STOP to opt"
+    " out of non-essential alerts."
+)
 
 CONFIG = """\
 database:
@@ -62,14 +114,14 @@ carriers:
     password: secret
     source_addr: "95588"
     profile: smsgw-sim
-    tps: 100000
+    tps: {tps}
     window: {window}
     binds: {binds}
     routes: ["{routes}"]
 issuers:
   - name: default
     signature: {{zh: "示例银行", en: "Demo Bank"}}
-dispatch: {{node: bench}}
+{templates}dispatch: {{node: bench}}
 admin: {{listen: "tcp:0:interface=127.0.0.1"}}
 logging: {{level: warn, format: text}}
 """
@@ -117,6 +169,92 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def raise_open_files(need: int) -> int:
+    """Raise this process's soft RLIMIT_NOFILE to ``need`` (at most the hard
+    limit); children started afterwards inherit it. Returns the soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= need:
+        return soft
+    want = need if hard == resource.RLIM_INFINITY else min(need, hard)
+    if want > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return want
+
+
+def parse_rates(value: str) -> list[float]:
+    """``--rates``: "1000,5000" -> [1000.0, 5000.0]; "none" or "" -> []."""
+    if value.strip().lower() in ("", "none", "0"):
+        return []
+    rates = [float(v) for v in value.split(",") if v.strip()]
+    if any(not r > 0 for r in rates):
+        raise argparse.ArgumentTypeError(f"rates must be > 0, got {value!r}")
+    return rates
+
+
+def settled_rate(times: list[float], start: float, total: int) -> dict[str, Any]:
+    """The settled rate of ``total`` events (SMPP parts sent) at ``times``.
+
+    Counts the events in each whole second from ``start`` (the end of
+    intake: the drain; the last, partial second is cut) and keeps the
+    seconds that still left a backlog behind them (the sender had work for
+    all of it), the first one left out (the sender settling). ``rate`` is
+    their median (the level the sender settled at), ``mean`` their mean
+    (lower when, say, a tail of retries waits out a backoff); both NaN when
+    no second is kept. ``per_second`` holds every whole second's count.
+    """
+    before = sum(1 for t in times if t < start)
+    later = [t for t in times if t >= start]
+    full = int(max(later) - start) if later else 0
+    bins = [0] * full
+    for t in later:
+        k = int(t - start)
+        if k < full:
+            bins[k] += 1
+    kept = []
+    sent = before
+    for k, n in enumerate(bins):
+        sent += n
+        if sent >= total:
+            break
+        if k:
+            kept.append(n)
+    return {
+        "rate": float(statistics.median(kept)) if kept else float("nan"),
+        "mean": sum(kept) / len(kept) if kept else float("nan"),
+        "seconds": len(kept),
+        "per_second": bins,
+    }
+
+
+def cap_verdict(settled: dict[str, Any], cap: float) -> str:
+    """``settled_rate``'s figures against ``cap``, and whether each (median,
+    mean) is within 10% below it (90-101% of the cap)."""
+    if not settled["seconds"]:
+        return "the drain was too short to tell (use a larger --count)"
+    rate, mean = settled["rate"], settled["mean"]
+
+    def within(x: float) -> str:
+        return "yes" if 0.9 * cap <= x <= 1.01 * cap else "NO"
+
+    return (
+        f"settled at {rate:,.0f}/s = {rate / cap:.0%} of the cap of {cap:,.0f} "
+        f"(median of {settled['seconds']} s of the drain; mean {mean:,.0f}/s = "
+        f"{mean / cap:.0%}); within 10% below the cap: median {within(rate)}, "
+        f"mean {within(mean)}; per second from the last ack: "
+        f"{settled['per_second'][:24]}"
+    )
+
+
+def smsc_stats(port: int) -> dict[str, Any]:
+    """The simulator's counters from its control port ({} when unavailable)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=5) as r:
+            stats: dict[str, Any] = json.loads(r.read())
+    except (OSError, ValueError):
+        return {}
+    return stats
+
+
 _UNFINISHED = (
     f"select 1 from alerts where status in ('{S.QUEUED}', '{S.SUBMITTED}') limit 1"
 )
@@ -128,6 +266,19 @@ def parts_sent(db: Path) -> tuple[int, list[str]]:
         parts = c.execute("select coalesce(sum(parts), 0) from alerts").fetchone()[0]
         texts = [r[0] for r in c.execute("select text from alerts order by rowid")]
     return int(parts), texts
+
+
+def parts_by_alert(db: Path) -> dict[int, int]:
+    """{parts an alert took: alerts that took that many}."""
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as c:
+        rows = c.execute("select parts, count(*) from alerts group by parts")
+        return {int(parts): int(n) for parts, n in rows}
+
+
+def submit_times(db: Path) -> list[float]:
+    """When each SMPP part was accepted by the SMSC (Unix seconds)."""
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as c:
+        return [float(r[0]) for r in c.execute("select submitted_at from parts")]
 
 
 def delivered(db: Path) -> tuple[int, int]:
@@ -190,19 +341,50 @@ def load(
     return stats
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--count", type=int, default=20000)
+def add_load_arguments(parser: argparse.ArgumentParser, count: int) -> None:
+    """The load's options, shared by the benchmarks that drive the intake."""
+    parser.add_argument("--count", type=int, default=count)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument(
         "--window", type=int, default=500, help="pipelined per connection"
     )
     parser.add_argument("--smpp-window", type=int, default=100)
+
+
+def add_rate_arguments(parser: argparse.ArgumentParser, seconds: float) -> None:
+    """The paced latency runs' options (pipeline.py and vs_kannel.py)."""
+    parser.add_argument(
+        "--rates",
+        type=parse_rates,
+        default=[1000.0, 5000.0],
+        help="paced latency runs, requests/s, comma separated ('none': skip); "
+        "default 1000,5000",
+    )
+    parser.add_argument(
+        "--rate", type=float, help="one paced rate (the same as --rates RATE)"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=seconds, help="length of each paced run"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_load_arguments(parser, count=20000)
     parser.add_argument(
         "--binds", type=int, default=1, help="SMPP binds to the simulator"
     )
-    parser.add_argument("--rate", type=float, default=1000.0)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    add_rate_arguments(parser, seconds=10.0)
+    parser.add_argument(
+        "--latency-connections",
+        type=int,
+        help="connections of the paced runs (default: --connections)",
+    )
+    parser.add_argument(
+        "--latency-window",
+        type=int,
+        help="outstanding per connection in the paced runs (default: --window)",
+    )
     parser.add_argument(
         "--profile", metavar="FILE", help="cProfile the gateway's reactor thread"
     )
@@ -235,6 +417,32 @@ def main() -> int:
         help="alert language: en gives GSM-7 alerts, zh UCS-2 (mixed: 10%% en)",
     )
     parser.add_argument(
+        "--parts",
+        type=int,
+        choices=(1, 3),
+        default=1,
+        help="3: English alerts of 3 GSM-7 parts (THREE_PART_TEMPLATE), checked "
+        "in the store",
+    )
+    parser.add_argument(
+        "--template-en",
+        metavar="TEXT",
+        help="the issuer's English cardholder template (jinja, as in the config)",
+    )
+    parser.add_argument(
+        "--max-tps",
+        type=float,
+        help="cap the simulator at this many submits/s per bind and report the "
+        "settled submit rate against it",
+    )
+    parser.add_argument(
+        "--tps",
+        type=float,
+        default=100000.0,
+        help="the carrier's configured tps (its adaptive rate stays within "
+        "5%%-100%% of it); default %(default).0f: no limit of its own",
+    )
+    parser.add_argument(
         "--smsc-args",
         default="",
         help="more options for the simulator, e.g. '--throttle-fraction 0.1'",
@@ -243,9 +451,20 @@ def main() -> int:
         "--json", metavar="FILE", help="also write the figures (and texts) as JSON"
     )
     ns = parser.parse_args()
+    rates: list[float] = [ns.rate] if ns.rate is not None else ns.rates
+    lat_conns = ns.latency_connections or ns.connections
+    lat_window = ns.latency_window or ns.window
+    template = ns.template_en
+    if ns.parts == 3:
+        template = template or THREE_PART_TEMPLATE
+        if ns.lang != "en":
+            parser.error("--parts 3 needs --lang en (the template is English)")
+    # Every connection is a file descriptor here and in the gateway (which
+    # inherits the limit): 1,000 terminals need more than a default 1,024.
+    raise_open_files(2 * max(lat_conns, ns.connections) + 512)
 
     work = Path(tempfile.mkdtemp(prefix="smsgw-bench-"))
-    smpp, intake = free_port(), free_port()
+    smpp, intake, control = free_port(), free_port(), free_port()
     (work / "smsgw.yaml").write_text(
         CONFIG.format(
             intake=intake,
@@ -256,6 +475,11 @@ def main() -> int:
             routes="+999" if ns.intake_only else "+",
             linger=ns.commit_interval,
             batch=ns.commit_batch,
+            tps=ns.tps,
+            # JSON strings are YAML double-quoted scalars.
+            templates=f"    templates: {{en: {json.dumps(template)}}}\n"
+            if template
+            else "",
         )
     )
     env = dict(os.environ, PYTHONPATH=f"{ROOT / 'twistd_plugins'}{os.pathsep}{ROOT}")
@@ -266,16 +490,20 @@ def main() -> int:
         check=True,
         capture_output=True,
     )
+    cap = ["--max-tps", str(ns.max_tps)] if ns.max_tps else []
     smsc = subprocess.Popen(
         [
             BIN / "smsgw",
             "smsc",
             "--listen",
             f"tcp:{smpp}:interface=127.0.0.1",
+            "--control",
+            f"tcp:{control}:interface=127.0.0.1",
             "--receipt-delay",
             "0.05",
             "--log-level",
             "warn",
+            *cap,
             *ns.smsc_args.split(),
         ],
         cwd=work,
@@ -343,6 +571,7 @@ def main() -> int:
                 intake, ns.count, ns.connections, ns.window, None, "tput", ns.lang
             )
             t_acked = time.monotonic()
+            acked_wall = time.time()  # the store's clock: Unix seconds
             # Wait for the last receipt with a query that costs next to
             # nothing (an index seek for any alert not yet final): this
             # process shares the cores with the gateway while it drains.
@@ -374,12 +603,19 @@ def main() -> int:
             results["threads"] = {
                 k: v - threads0.get(k, 0.0) for k, v in threads.items()
             }
-            n = int(ns.rate * ns.seconds)
-            if ns.json:
-                results["parts"] = parts_sent(db)
-            steady = yield load(
-                intake, n, ns.connections, ns.window, ns.rate, "steady", ns.lang
+            results["smsc"] = smsc_stats(control)
+            results["by_parts"] = parts_by_alert(db)
+            results["parts"] = parts_sent(db)
+            results["settled"] = settled_rate(
+                submit_times(db), acked_wall, results["parts"][0]
             )
+            steady: list[tuple[float, LoadStats]] = []
+            for k, rate in enumerate(rates):
+                n = max(1, int(rate * ns.seconds))
+                st = yield load(
+                    intake, n, lat_conns, lat_window, rate, f"steady{k}", ns.lang
+                )
+                steady.append((rate, st))
             results["steady"] = steady
             results["status"] = proc_status(gw.pid)
             results["store_status"] = [
@@ -397,6 +633,9 @@ def main() -> int:
     smsc.terminate()
     gw.wait(30)
     smsc.wait(30)
+    if "status" not in results:
+        print(f"the run did not finish (gateway log: {work / 'gateway.log'})")
+        return 1
 
     stats, acked_s, done_s, total, done, cpu = results["throughput"]
     if results["timeline"]:
@@ -407,11 +646,30 @@ def main() -> int:
         f"(window {ns.window} each), SQLite WAL synchronous=FULL, group commit"
     )
     print(f"  acks: {dict(stats.by_status)}  alerts: {stats.alerts}")
-    print(f"  all acked in {acked_s:.2f} s = {stats.answered / acked_s:,.0f} txns/s")
+    print(
+        f"  all acked in {acked_s:.2f} s = {stats.answered / acked_s:,.0f} txns/s "
+        f"(first ack after {min(stats.latencies, default=0) * 1000:.0f} ms)"
+    )
+    parts, texts = results["parts"]
     print(
         f"  last receipt recorded after {done_s:.2f} s: "
-        f"{done / done_s:,.0f} alerts/s end to end ({done}/{total} delivered)"
+        f"{done / done_s:,.0f} alerts/s end to end ({done}/{total} delivered), "
+        f"{parts / done_s:,.0f} SMPP parts/s"
     )
+    by_parts: dict[int, int] = results["by_parts"]
+    sizes = [measure(t) for t in texts]
+    units = [m.units for m in sizes]
+    print(
+        f"  alerts by parts: {dict(sorted(by_parts.items()))}; "
+        f"{', '.join(sorted({m.encoding for m in sizes}))} "
+        f"{min(units, default=0)}-{max(units, default=0)} units"
+    )
+    if ns.parts > 1:
+        ok = set(by_parts) == {ns.parts}
+        print(
+            f"  every alert {ns.parts} parts: {'yes' if ok else 'NO'} "
+            f"({by_parts.get(ns.parts, 0)}/{sum(by_parts.values())})"
+        )
     print(
         f"  gateway CPU {cpu:.1f} s = {cpu / done_s * 100:.0f}% of a core, "
         f"{cpu / max(done, 1) * 1e6:.0f} µs per alert"
@@ -427,20 +685,48 @@ def main() -> int:
         for name, seconds in results["others"].items()
     )
     print(f"  µs per alert in the other processes: {rest}")
-    steady: LoadStats = results["steady"]
+    smsc_counts: dict[str, Any] = results["smsc"]
     print(
-        f"steady {ns.rate:.0f} txns/s for {ns.seconds:.0f} s: "
-        f"{dict(steady.by_status)} rate {steady.rate:,.0f}/s"
+        f"  simulator: {smsc_counts.get('submits', '?')} submits accepted, "
+        f"{smsc_counts.get('throttled', '?')} answered ESME_RTHROTTLED"
     )
-    print(
-        f"  ack latency p50 {steady.p50 * 1000:.2f} ms  "
-        f"p99 {steady.p99 * 1000:.2f} ms  max {steady.max * 1000:.2f} ms"
-    )
+    settled: dict[str, Any] = results["settled"]
+    if ns.max_tps:
+        print(
+            f"  simulator capped at {ns.max_tps:,.0f} submits/s per bind: SMPP "
+            f"parts {cap_verdict(settled, ns.max_tps)}"
+        )
+    steady: list[tuple[float, LoadStats]] = results["steady"]
+    for rate, st in steady:
+        print(
+            f"steady {rate:,.0f} txns/s for {ns.seconds:.0f} s over {lat_conns} "
+            f"connections (window {lat_window}): {dict(st.by_status)} "
+            f"{'failed ' + str(dict(st.failures)) + ' ' if st.failed else ''}"
+            f"rate {st.rate:,.0f}/s"
+        )
+        print(
+            f"  ack latency p50 {st.p50 * 1000:.2f} ms  "
+            f"p99 {st.p99 * 1000:.2f} ms  max {st.max * 1000:.2f} ms"
+        )
     status = results["status"]
     print(f"gateway peak RSS {status['VmHWM']} (now {status['VmRSS']})")
     store_rss = [int(st["VmHWM"].split()[0]) for st in results["store_status"]]
     if ns.json:
-        parts, texts = results["parts"]
+        latency = [
+            {
+                "rate": rate,
+                "achieved": st.rate,
+                "answered": st.answered,
+                "failed": st.failed,
+                "p50_ms": st.p50 * 1000,
+                "p99_ms": st.p99 * 1000,
+                "max_ms": st.max * 1000,
+            }
+            for rate, st in steady
+        ]
+        cpu_all = cpu + sum(
+            v for k, v in results["others"].items() if k.startswith("store process")
+        )
         figures = {
             "count": ns.count,
             "alerts": done,
@@ -449,13 +735,21 @@ def main() -> int:
             "done_s": done_s,
             "alerts_per_s": done / done_s,
             "parts_per_s": parts / done_s,
-            "p50_ms": steady.p50 * 1000,
-            "p99_ms": steady.p99 * 1000,
-            "cpu_s": cpu
-            + sum(
-                v for k, v in results["others"].items() if k.startswith("store process")
-            ),
+            "latency": latency,
+            "latency_connections": lat_conns,
+            "latency_window": lat_window,
+            # the first rate's, as before --rates
+            "p50_ms": latency[0]["p50_ms"] if latency else None,
+            "p99_ms": latency[0]["p99_ms"] if latency else None,
+            "cpu_s": cpu_all,
+            "cpu_us_per_alert": cpu_all / max(done, 1) * 1e6,
             "rss_kb": int(status["VmHWM"].split()[0]) + sum(store_rss),
+            "by_parts": by_parts,
+            "units": [min(units, default=0), max(units, default=0)],
+            "max_tps": ns.max_tps,
+            "settled": settled,
+            "throttled": smsc_counts.get("throttled"),
+            "submits": smsc_counts.get("submits"),
             "texts": texts,
         }
         Path(ns.json).write_text(json.dumps(figures))
