@@ -30,10 +30,10 @@ unreachable); the queue drains in order once it returns."
    (rowid) and by when their first part was recorded submitted
    (``parts.submitted_at``); an alert is "overtaken" by each alert expected
    after it but submitted before it. Checked against the plain accept order
-   and against the dispatcher's designed order: the alerts it held in memory
-   during the outage first, in accept order, then those claimed from the
-   store, urgent (priority 1) first, each class in accept order. Overtaking
-   within one SMPP window (``--smpp-window``) is acceptable.
+   (for information: urgent alerts, priority 1, are designed to overtake
+   normal ones) and within each priority class, where the order is the
+   promise: overtaking within one SMPP window (``--smpp-window``) is
+   acceptable.
 5. Stops the gateway (SIGTERM) and the simulator by PID and checks the
    store process ended too. Prints a summary (and ``--json``); exits 1 when
    the run itself went wrong (not every transaction accepted or alert
@@ -203,22 +203,13 @@ def submit_order(db: Path, held: set[int]) -> dict[str, Any]:
         statuses = dict(
             c.execute("select status, count(*) from alerts group by status")
         )
-    # The dispatcher's design: what it holds goes first, in accept order;
-    # then claims from the store, urgent (priority 1) first, each class in
-    # accept order (not_before = accept time).
-    n = max((r[0] for r in rows), default=0) + 1
-
-    def designed(rowid: int, prio: int) -> int:
-        if rowid in held:
-            return rowid
-        return (1 if prio else 2) * n + rowid
-
+    # The dispatcher's design: urgent (priority 1) alerts go before normal
+    # ones that are due, so the order is promised within each class only.
     return {
         "statuses": statuses,
         "urgent": sum(1 for r in rows if r[1]),
         "held": len(held),
         "accept_order": order_check([(r[0], r[2]) for r in rows]),
-        "designed_order": order_check([(designed(r[0], r[1]), r[2]) for r in rows]),
         "within_normal": order_check([(r[0], r[2]) for r in rows if not r[1]]),
         "within_urgent": order_check([(r[0], r[2]) for r in rows if r[1]]),
     }
@@ -635,13 +626,12 @@ def report(ns: argparse.Namespace, r: dict[str, Any]) -> None:
     if o:
         print(
             f"order (statuses {o['statuses']}; urgent alerts {o['urgent']:,}; "
-            "overtaken: an alert expected later was submitted first; designed: "
-            f"the {o['held']:,} held in memory first in accept order, then those "
-            "claimed from the store, urgent first, each class in accept order):"
+            "overtaken: an alert accepted later was submitted first; urgent "
+            "alerts go before normal ones by design, so the order is promised "
+            "within each class):"
         )
         for key, label in (
             ("accept_order", "vs accept order"),
-            ("designed_order", "vs designed order"),
             ("within_normal", "normal alerts among themselves"),
             ("within_urgent", "urgent alerts among themselves"),
         ):
