@@ -62,18 +62,32 @@ def _settle_alerts(conn: Connection, alert_ids: set[str], now: float) -> None:
     """Recompute submitted alerts from their parts."""
     if not alert_ids:
         return
-    p = S.parts
+    # Driver level: every receipt batch of multi-part alerts comes here, and
+    # SQLAlchemy renders an expanding IN anew on each call.
     by_alert: dict[str, list[str]] = {}
-    q = select(p.c.alert_id, p.c.status).where(p.c.alert_id.in_(list(alert_ids)))
-    for row in conn.execute(q):
-        by_alert.setdefault(row.alert_id, []).append(row.status)
-    a = S.alerts
-    parts_wanted = {
-        r.id: r.parts
-        for r in conn.execute(
-            select(a.c.id, a.c.parts).where(a.c.id.in_(list(by_alert)))
-        )
-    }
+    parts_wanted: dict[str, int] = {}
+    ids = sorted(alert_ids)
+    cursor = conn.connection.cursor()
+    try:
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join(["?"] * len(chunk))
+            cursor.execute(
+                driver_sql(
+                    conn,
+                    f"SELECT alert_id, status FROM parts WHERE alert_id IN ({marks})",
+                ),
+                chunk,
+            )
+            for alert_id, status in cursor.fetchall():
+                by_alert.setdefault(alert_id, []).append(status)
+            cursor.execute(
+                driver_sql(conn, f"SELECT id, parts FROM alerts WHERE id IN ({marks})"),
+                chunk,
+            )
+            parts_wanted.update(cursor.fetchall())
+    finally:
+        cursor.close()
     changes = []
     for alert_id, statuses in by_alert.items():
         status = _alert_status(statuses)
