@@ -44,6 +44,38 @@ def test_upgrade_twice_changes_nothing(db_url: str) -> None:
     engine.dispose()
 
 
+def test_the_known_head_is_the_scripts_head() -> None:
+    """`HEAD` (what the gateway checks without importing Alembic) is the newest
+    migration script: add a migration, move HEAD with it."""
+    from smsgw.store.db import HEAD, scripts_head
+
+    assert head_revision() == HEAD == scripts_head()
+
+
+def test_checking_the_schema_does_not_import_alembic(db_url: str) -> None:
+    """The gateway and its store process check the schema and open engines
+    without Alembic (~11 MB of memory in each process)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from smsgw.store.db import check_schema, make_engine, upgrade\n"
+        f"engine = make_engine({db_url!r})\n"
+        "try:\n"
+        "    check_schema(engine)\n"
+        "except Exception as e:\n"
+        "    print(type(e).__name__)\n"
+        "import smsgw.store.remote, smsgw.service.gateway\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('alembic', 'mako')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    assert out[-2] == "[]"
+
+
 def _downgrade(engine: Engine, revision: str) -> None:
     from alembic import command
 
