@@ -114,6 +114,10 @@ class Dispatcher:
         self._seq = 0
         self._held: set[str] = set()
         self._overflow: list[str] = []  # alerts to give back (memory full)
+        # The store's queue may hold alerts for us (we gave some back, or the
+        # last claim came back full): claim again as soon as half the room
+        # is free, not only on the poll timer.
+        self._store_has_more = False
         self._timer: IDelayedCall | None = None
         self._poll: IDelayedCall | None = None
         self._renew: IDelayedCall | None = None
@@ -180,12 +184,16 @@ class Dispatcher:
             if not self._overflow:
                 self.clock.callLater(0, self._release_overflow)
             self._overflow.extend(overflow)
+            self._store_has_more = True
         self._pump()
 
     def _release_overflow(self) -> None:
         ids, self._overflow = tuple(self._overflow), []
         if ids:
-            self._write(release_op, ids)
+            self._write(release_op, ids).addCallback(self._released)
+
+    def _released(self, _: object) -> None:
+        self._store_has_more = True  # claimable now that the release is committed
 
     def _schedule(self, job: _Job, due: float, now: float) -> None:
         job.due = due
@@ -378,6 +386,12 @@ class Dispatcher:
 
     def _confirmed(self, _: object) -> None:
         self.unconfirmed -= 1
+        if (
+            self._store_has_more
+            and not self._claiming
+            and len(self._held) < self.cfg.max_in_flight // 2
+        ):
+            self._claim()
         self._pump()
 
     def _finish(
@@ -462,6 +476,9 @@ class Dispatcher:
     def _claim(self) -> None:
         if self._stopped or self._claiming:
             return
+        if self._claim_timer is not None and self._claim_timer.active():
+            self._claim_timer.cancel()  # claimed early: the timer starts again
+        self._claim_timer = None
         room = self.cfg.max_in_flight - len(self._held)
         if room < self.cfg.max_in_flight // 2:
             self._next_claim()
@@ -481,6 +498,7 @@ class Dispatcher:
 
         def claimed(alerts: list[QueuedAlert]) -> None:
             self._claiming = False
+            self._store_has_more = len(alerts) >= room
             if alerts:
                 log.info(
                     "claimed alerts={count} node={node}",

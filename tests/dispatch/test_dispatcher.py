@@ -521,3 +521,30 @@ def test_urgent_alerts_go_before_a_backlog_of_normal_ones() -> None:
     ]
     a.answer()
     stop(d, clock)
+
+
+def test_alerts_given_back_are_claimed_as_soon_as_half_the_room_is_free() -> None:
+    """Beyond max_in_flight alerts go back to the store; once half the room is
+    free they are claimed again at once, not a poll interval later (a small
+    max_in_flight would otherwise slow the drain of a backlog to one claim a
+    second). Without alerts given back, no extra claims are made."""
+    a = Link("a")
+    d, clock, w = rig(a, max_in_flight=100)
+    d.max_unconfirmed = 10
+    d.add([alert(i) for i in range(100)])
+    d.add([alert(i) for i in range(100, 160)])
+    clock.advance(0)  # the release is written
+    [released] = w.of("release")
+    w.claimable = [alert(int(i[1:-2])) for i in released]
+    claims_before = len(w.of("claim"))
+    while d.held > 0 and len(a.submits) < 160:
+        a.answer()
+    assert len(w.of("claim")) > claims_before  # without the clock moving
+    while a.outstanding():
+        a.answer()
+    assert len(w.of("sent")) == 160
+    claims = len(w.of("claim"))
+    d.add([alert(200)])
+    a.answer()
+    assert len(w.of("claim")) == claims  # nothing given back: no early claim
+    stop(d, clock)
