@@ -228,7 +228,7 @@ def main() -> int:
     parser.add_argument(
         "--max-in-flight",
         type=int,
-        help="dispatch.max_in_flight (default: the gateway's, 5,000)",
+        help="dispatch.max_in_flight (default: the gateway's, 20,000)",
     )
     parser.add_argument(
         "--reconnect-max",
@@ -553,7 +553,7 @@ def report(ns: argparse.Namespace, r: dict[str, Any]) -> None:
         f"queued: {ns.count:,} txns over {ns.connections} connections "
         f"(window {ns.window} each), SMSC unreachable, SQLite WAL synchronous=FULL, "
         f"database.writer {ns.writer}, dispatch.max_in_flight "
-        f"{ns.max_in_flight or 'default (5000)'}"
+        f"{ns.max_in_flight or 'default (20000)'}"
     )
     print(f"  gateway up after {r.get('start_s', 0):.1f} s")
     load_ = r.get("load")
