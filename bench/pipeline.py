@@ -127,6 +127,56 @@ logging: {{level: warn, format: text}}
 """
 
 
+def plugin_env() -> dict[str, str]:
+    """The environment for smsgw's processes: the checkout's twistd plugins
+    and package first on PYTHONPATH (an inherited PYTHONPATH is kept after
+    them, e.g. for a sitecustomize that profiles)."""
+    path = [str(ROOT / "twistd_plugins"), str(ROOT)]
+    if os.environ.get("PYTHONPATH"):
+        path.append(os.environ["PYTHONPATH"])
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(path))
+
+
+def db_upgrade(work: Path, env: dict[str, str]) -> None:
+    """``smsgw db upgrade`` for the config in ``work`` (its first start)."""
+    subprocess.run(
+        [BIN / "smsgw", "db", "upgrade", "--config", "smsgw.yaml"],
+        cwd=work,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+
+
+def start_simulator(
+    work: Path,
+    smpp: int,
+    control: int | None = None,
+    extra: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """``smsgw smsc`` on 127.0.0.1:``smpp`` (receipts after 50 ms), with its
+    HTTP control port when ``control`` is given; ``extra``: more options."""
+    listen = ["--control", f"tcp:{control}:interface=127.0.0.1"] if control else []
+    return subprocess.Popen(
+        [
+            BIN / "smsgw",
+            "smsc",
+            "--listen",
+            f"tcp:{smpp}:interface=127.0.0.1",
+            *listen,
+            "--receipt-delay",
+            "0.05",
+            "--log-level",
+            "warn",
+            *(extra or []),
+        ],
+        cwd=work,
+        env=env if env is not None else plugin_env(),
+        stdout=subprocess.DEVNULL,
+    )
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1 (a benchmark may race for it; tests never do)."""
     with socket.socket() as s:
@@ -482,34 +532,10 @@ def main() -> int:
             else "",
         )
     )
-    env = dict(os.environ, PYTHONPATH=f"{ROOT / 'twistd_plugins'}{os.pathsep}{ROOT}")
-    subprocess.run(
-        [BIN / "smsgw", "db", "upgrade", "--config", "smsgw.yaml"],
-        cwd=work,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    env = plugin_env()
+    db_upgrade(work, env)
     cap = ["--max-tps", str(ns.max_tps)] if ns.max_tps else []
-    smsc = subprocess.Popen(
-        [
-            BIN / "smsgw",
-            "smsc",
-            "--listen",
-            f"tcp:{smpp}:interface=127.0.0.1",
-            "--control",
-            f"tcp:{control}:interface=127.0.0.1",
-            "--receipt-delay",
-            "0.05",
-            "--log-level",
-            "warn",
-            *cap,
-            *ns.smsc_args.split(),
-        ],
-        cwd=work,
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
+    smsc = start_simulator(work, smpp, control, [*cap, *ns.smsc_args.split()], env)
     wait_port(smpp)
     profile = (
         ["--profile", ns.profile, "--profiler", "cprofile", "--savestats"]

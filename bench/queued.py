@@ -67,12 +67,14 @@ from pipeline import (  # a sibling script, not a package
     BIN,
     CONFIG,
     KEY_HEX,
-    ROOT,
     add_load_arguments,
     cpu_seconds,
+    db_upgrade,
     free_port,
     load,
+    plugin_env,
     proc_status,
+    start_simulator,
     wait_port,
 )
 
@@ -130,16 +132,6 @@ def rss(pid: int) -> dict[str, int]:
 
 def cpu(pid: int) -> float:
     return cpu_seconds(pid) if pid else 0.0
-
-
-def plugin_env() -> dict[str, str]:
-    """The environment for smsgw's processes: the checkout's twistd plugins
-    and package first on PYTHONPATH (an inherited PYTHONPATH is kept after
-    them, e.g. for a sitecustomize that profiles)."""
-    path = [str(ROOT / "twistd_plugins"), str(ROOT)]
-    if os.environ.get("PYTHONPATH"):
-        path.append(os.environ["PYTHONPATH"])
-    return dict(os.environ, PYTHONPATH=os.pathsep.join(path))
 
 
 def metrics(port: int) -> dict[str, float]:
@@ -290,13 +282,7 @@ def main() -> int:
     assert "reconnect_max" in config
     (work / "smsgw.yaml").write_text(config)
     env = plugin_env()
-    subprocess.run(
-        [BIN / "smsgw", "db", "upgrade", "--config", "smsgw.yaml"],
-        cwd=work,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    db_upgrade(work, env)
     db = work / "data" / "smsgw.db"
     results: dict[str, Any] = {"count": ns.count, "work": str(work)}
     procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -444,21 +430,7 @@ def drive(
             smpp = int(reserved.getsockname()[1])
             reserved.close()
             t_smsc = time.monotonic()
-            smsc = subprocess.Popen(
-                [
-                    BIN / "smsgw",
-                    "smsc",
-                    "--listen",
-                    f"tcp:{smpp}:interface=127.0.0.1",
-                    "--receipt-delay",
-                    "0.05",
-                    "--log-level",
-                    "warn",
-                ],
-                cwd=work,
-                env=plugin_env(),
-                stdout=subprocess.DEVNULL,
-            )
+            smsc = start_simulator(work, smpp)
             out["smsc"] = smsc
             cpu1 = cpu(gw_pid), cpu(store_pid)
             while metrics(admin).get('smsgw_binds_up{carrier="sim"}', 0) < 1:

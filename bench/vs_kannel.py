@@ -116,7 +116,6 @@ from typing_extensions import override
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pipeline import (  # a sibling script, not a package
-    BIN,
     ROOT,
     add_rate_arguments,
     cap_verdict,
@@ -126,6 +125,7 @@ from pipeline import (  # a sibling script, not a package
     raise_open_files,
     settled_rate,
     smsc_stats,
+    start_simulator,
     wait_port,
 )
 
@@ -283,23 +283,7 @@ _WRK: list[IProcessTransport] = []
 def start_smsc(work: Path, extra: str) -> tuple[subprocess.Popen[bytes], int, int]:
     """A simulator: (process, SMPP port, control port)."""
     port, control = free_port(), free_port()
-    proc = subprocess.Popen(
-        [
-            BIN / "smsgw",
-            "smsc",
-            "--listen",
-            f"tcp:{port}:interface=127.0.0.1",
-            "--control",
-            f"tcp:{control}:interface=127.0.0.1",
-            "--receipt-delay",
-            "0.05",
-            "--log-level",
-            "warn",
-            *extra.split(),
-        ],
-        cwd=work,
-        stdout=subprocess.DEVNULL,
-    )
+    proc = start_simulator(work, port, control, extra.split())
     _LIVE.append(proc)
     wait_port(port)
     return proc, port, control
