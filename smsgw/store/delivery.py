@@ -21,7 +21,13 @@ from sqlalchemy import Connection, select, update
 from smsgw.codec.constants import FINAL_STATS
 from smsgw.store import schema as S
 from smsgw.store.chain import touch
-from smsgw.store.query import driver_sql, insert_rows, run_many, select_pairs
+from smsgw.store.query import (
+    driver_sql,
+    insert_rows,
+    run_many,
+    select_ids,
+    select_pairs,
+)
 from smsgw.store.rows import AlertUpdate, ReceiptRecord, Sent, SentPart
 from smsgw.store.writer import BatchOp
 
@@ -64,30 +70,15 @@ def _settle_alerts(conn: Connection, alert_ids: set[str], now: float) -> None:
         return
     # Driver level: every receipt batch of multi-part alerts comes here, and
     # SQLAlchemy renders an expanding IN anew on each call.
-    by_alert: dict[str, list[str]] = {}
-    parts_wanted: dict[str, int] = {}
     ids = sorted(alert_ids)
-    cursor = conn.connection.cursor()
-    try:
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ", ".join(["?"] * len(chunk))
-            cursor.execute(
-                driver_sql(
-                    conn,
-                    f"SELECT alert_id, status FROM parts WHERE alert_id IN ({marks})",
-                ),
-                chunk,
-            )
-            for alert_id, status in cursor.fetchall():
-                by_alert.setdefault(alert_id, []).append(status)
-            cursor.execute(
-                driver_sql(conn, f"SELECT id, parts FROM alerts WHERE id IN ({marks})"),
-                chunk,
-            )
-            parts_wanted.update(cursor.fetchall())
-    finally:
-        cursor.close()
+    by_alert: dict[str, list[str]] = {}
+    for alert_id, status in select_ids(
+        conn, "SELECT alert_id, status FROM parts WHERE alert_id IN ({ids})", ids
+    ):
+        by_alert.setdefault(alert_id, []).append(status)
+    parts_wanted: dict[str, int] = dict(
+        select_ids(conn, "SELECT id, parts FROM alerts WHERE id IN ({ids})", ids)
+    )
     changes = []
     for alert_id, statuses in by_alert.items():
         status = _alert_status(statuses)

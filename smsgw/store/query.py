@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Table, and_
@@ -87,14 +87,39 @@ def update_ids(
     ids: Sequence[Any],
     chunk: int = 500,
 ) -> int:
-    """Run ``sql`` (``?`` placeholders, ``{ids}`` where the id list goes) for
+    """Run ``sql`` (``?`` marks, ``{ids}`` where the id list goes) for
     ``ids`` in chunks of ``chunk``, at driver level; returns the rows changed.
 
     Lease renewals and releases name thousands of alerts: through SQLAlchemy
     each chunk's expanding IN is rendered anew and leaves reference cycles
     that an idle store process's collector may not reach for a long time.
     """
-    changed = 0
+    return sum(
+        max(cursor.rowcount, 0) for cursor in _by_chunks(conn, sql, params, ids, chunk)
+    )
+
+
+def select_ids(
+    conn: Connection, sql: str, ids: Sequence[Any], chunk: int = 500
+) -> list[tuple[Any, ...]]:
+    """The rows of ``sql`` (``{ids}`` where the id list goes) for ``ids`` in
+    chunks of ``chunk``, at driver level (as `update_ids`)."""
+    return [
+        tuple(row)
+        for cursor in _by_chunks(conn, sql, (), ids, chunk)
+        for row in cursor.fetchall()
+    ]
+
+
+def _by_chunks(
+    conn: Connection,
+    sql: str,
+    params: tuple[Any, ...],
+    ids: Sequence[Any],
+    chunk: int,
+) -> Iterator[Any]:
+    """Execute ``sql`` once per chunk of ``ids`` on one DBAPI cursor, yielding
+    the cursor after each execution."""
     cursor = conn.connection.cursor()
     try:
         for start in range(0, len(ids), chunk):
@@ -103,10 +128,9 @@ def update_ids(
                 driver_sql(conn, sql.format(ids=", ".join(["?"] * len(part)))),
                 params + part,
             )
-            changed += max(cursor.rowcount, 0)
+            yield cursor
     finally:
         cursor.close()
-    return changed
 
 
 def _executemany(conn: Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
