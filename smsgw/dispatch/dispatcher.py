@@ -322,13 +322,20 @@ class Dispatcher:
         ds = [link.submit(pdu, deadline) for _, pdu in parts]
         numbers = [n for n, _ in parts]
         if len(ds) == 1:  # most alerts: skip gatherResults' bookkeeping
-            gathered: defer.Deferred[list[SubmitOutcome]] = ds[0].addCallback(
-                lambda outcome: [outcome]
-            )
+            answered = ds[0].addCallback(self._answered_one, job, link, numbers)
         else:
             gathered = defer.gatherResults(ds, consumeErrors=True)
-        gathered.addCallback(self._answered, job, link, numbers)
-        gathered.addErrback(lambda f: log.failure("dispatch failed", f))
+            answered = gathered.addCallback(self._answered, job, link, numbers)
+        answered.addErrback(lambda f: log.failure("dispatch failed", f))
+
+    def _answered_one(
+        self,
+        outcome: SubmitOutcome,
+        job: _Job,
+        link: CarrierLink,
+        numbers: list[int],
+    ) -> None:
+        self._answered([outcome], job, link, numbers)
 
     def _answered(
         self,

@@ -53,7 +53,8 @@ class StoreAcceptor:
         self.commit_timeout = commit_timeout
         self._waiting: deque[tuple[float, str, defer.Deferred[AcceptResult]]] = deque()
         self._timer: IDelayedCall | None = None
-        self._inflight: dict[tuple[str, str], defer.Deferred[None]] = {}
+        # (terminal, txn_id) being committed -> copies waiting for its outcome
+        self._inflight: dict[tuple[str, str], list[defer.Deferred[None]]] = {}
 
     def issuer_for(self, terminal: Terminal, txn: Txn) -> IssuerConfig:
         """The issuer profile: the request's, else the terminal's, else the first.
@@ -69,22 +70,17 @@ class StoreAcceptor:
     def accept(self, terminal: Terminal, txn: Txn) -> defer.Deferred[AcceptResult]:
         """Fires after the commit with accepted / duplicate / conflict."""
         key = (terminal.id, txn.txn_id)
-        first = self._inflight.get(key)
-        if first is not None:
+        waiters = self._inflight.get(key)
+        if waiters is not None:
             waiter: defer.Deferred[None] = defer.Deferred()
-
-            def again(result: object) -> object:
-                waiter.callback(None)
-                return result
-
-            first.addBoth(again)
+            waiters.append(waiter)
             # Its own deadline too: a stalled first copy must not hold the
             # retry without an answer.
-            return self._deadline(
-                waiter.addCallback(lambda _: self.accept(terminal, txn)), txn
-            )
-        done: defer.Deferred[None] = defer.Deferred()
-        self._inflight[key] = done
+            retried = waiter.addCallback(lambda _: self.accept(terminal, txn))
+            answer = self._deadline(txn)
+            retried.addBoth(self._settle, answer, txn)
+            return answer
+        self._inflight[key] = []
         item = AcceptItem(
             terminal_id=terminal.id,
             may_supply_msisdn=terminal.may_supply_msisdn,
@@ -92,20 +88,29 @@ class StoreAcceptor:
             txn=txn,
             now=self.clock.seconds(),
         )
-        d = self.writer.submit(self.op, item)
+        answer = self._deadline(txn)
+        # One callback for the whole hand-over (a Deferred per step would
+        # cost more than the step: this runs for every transaction).
+        self.writer.submit(self.op, item).addBoth(self._done, key, answer, txn)
+        return answer
 
-        def finished(result: object) -> object:
-            del self._inflight[key]
-            done.callback(None)
-            return result
+    def _done(
+        self,
+        result: Accepted | Failure,
+        key: tuple[str, str],
+        answer: defer.Deferred[AcceptResult],
+        txn: Txn,
+    ) -> None:
+        for waiter in self._inflight.pop(key):
+            waiter.callback(None)  # copies that waited: answered against this
+        if isinstance(result, Failure):
+            self._settle(result, answer, txn)
+        else:
+            self._settle(self._committed(result), answer, txn)
 
-        d.addBoth(finished)
-        return self._deadline(d.addCallback(self._committed), txn)
-
-    def _deadline(
-        self, d: defer.Deferred[AcceptResult], txn: Txn
-    ) -> defer.Deferred[AcceptResult]:
-        """``d``, or ``unavailable`` when the store has not answered within
+    def _deadline(self, txn: Txn) -> defer.Deferred[AcceptResult]:
+        """The answer to ``txn``: its commit's outcome (`_settle`), or
+        ``unavailable`` when the store has not answered within
         ``commit_timeout`` (a stalled database must not leave terminals
         without an answer). A commit that lands later is kept, its alerts are
         sent, and the terminal's retry is answered ``duplicate``.
@@ -115,29 +120,32 @@ class StoreAcceptor:
         more than the rest of its hand-over).
         """
         answer: defer.Deferred[AcceptResult] = defer.Deferred()
-
-        def settle(result: object) -> None:
-            if not answer.called:
-                answer.callback(result)  # type: ignore[arg-type]
-                # Commits come back mostly in order: forget the answered ones
-                # at the head now, so the queue holds only what is in flight.
-                waiting = self._waiting
-                while waiting and waiting[0][2].called:
-                    waiting.popleft()
-            elif isinstance(result, Failure):
-                log.warn(
-                    "late commit failed txn_id={txn_id}: {error}",
-                    txn_id=txn.txn_id,
-                    error=result.getErrorMessage(),
-                )
-
         self._waiting.append(
             (self.clock.seconds() + self.commit_timeout, txn.txn_id, answer)
         )
         if self._timer is None:
             self._timer = self.clock.callLater(self.commit_timeout, self._expire)
-        d.addBoth(settle)
         return answer
+
+    def _settle(
+        self,
+        result: AcceptResult | Failure,
+        answer: defer.Deferred[AcceptResult],
+        txn: Txn,
+    ) -> None:
+        if not answer.called:
+            answer.callback(result)
+            # Commits come back mostly in order: forget the answered ones
+            # at the head now, so the queue holds only what is in flight.
+            waiting = self._waiting
+            while waiting and waiting[0][2].called:
+                waiting.popleft()
+        elif isinstance(result, Failure):
+            log.warn(
+                "late commit failed txn_id={txn_id}: {error}",
+                txn_id=txn.txn_id,
+                error=result.getErrorMessage(),
+            )
 
     def _expire(self) -> None:
         self._timer = None

@@ -207,14 +207,24 @@ class Intake:
                 key,
             )
         d = self.acceptor.accept(terminal, txn)
-        answered = d.addCallbacks(
-            self._answered,
-            self._failed,
-            callbackArgs=(txn, key, terminal.id, envelope.mac),
-            errbackArgs=(txn, key, terminal),
-        )
+        return d.addBoth(self._reply, txn, key, terminal, envelope.mac)
+
+    def _reply(
+        self,
+        result: AcceptResult | Failure,
+        txn: Txn,
+        key: TerminalKey,
+        terminal: Terminal,
+        mac: str,
+    ) -> bytes:
+        # One callback for both outcomes (this runs for every transaction).
         # The terminal is authenticated: even an internal error is signed.
-        return answered.addErrback(self._failed, txn, key, terminal)
+        if isinstance(result, Failure):
+            return self._failed(result, txn, key, terminal)
+        try:
+            return self._answered(result, txn, key, terminal.id, mac)
+        except Exception:
+            return self._failed(Failure(), txn, key, terminal)
 
     def _answered(
         self,

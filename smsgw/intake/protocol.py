@@ -134,10 +134,12 @@ class IntakeProtocol(Int32StringReceiver, TimeoutMixin):
         if len(self._slots) >= self.factory.max_pipeline and not self._paused:
             self._paused = True
             self.transport.pauseProducing()  # type: ignore[union-attr]
-        answer.addCallback(self._filled, slot)
-        answer.addErrback(self._crashed, slot)
+        answer.addBoth(self._filled, slot)
 
-    def _filled(self, frame: bytes, slot: _Slot) -> None:
+    def _filled(self, frame: bytes | Failure, slot: _Slot) -> None:
+        if isinstance(frame, Failure):
+            self._crashed(frame, slot)
+            return
         slot.frame = frame
         self._flush()
 
