@@ -3,6 +3,7 @@ answered from the cache, never processed twice."""
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import pytest
@@ -27,6 +28,22 @@ def test_cache_expiry_and_bound() -> None:
     assert cache.hits == 1
     with pytest.raises(ValueError, match="ttl"):
         ReplayCache(ttl=0)
+
+
+def test_entries_are_flat_strings_the_collector_need_not_walk() -> None:
+    """50,000 entries live for the whole ts window: each is a key string and a
+    value string (no tuples or floats), and an answer reads back exactly."""
+    cache = ReplayCache(ttl=600.0)
+    mac = "ab" * 32
+    cache.put("T1", mac, "0000000000a1b2c3d4e5f6a7", 3, now=1_795_000_000.123)
+    [(key, value)] = cache._seen.items()
+    assert not gc.is_tracked(key)
+    assert not gc.is_tracked(value)
+    assert cache.get("T1", mac, 1_795_000_001.0) == Replayed(
+        "0000000000a1b2c3d4e5f6a7", 3, 1_795_000_000.123 + 600.0
+    )
+    assert cache.get("T1", "cd" * 32, 1_795_000_001.0) is None  # another frame
+    assert cache.get("T11", mac, 1_795_000_001.0) is None  # another terminal
 
 
 class CountingConn(Conn):
