@@ -25,7 +25,7 @@ import heapq
 import zlib
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from twisted.internet import defer
@@ -72,10 +72,12 @@ class _Job:
     attempts: int
     due: float
     ref: int
-    accepted: dict[int, str] = field(default_factory=dict)
+    # Made on first use (None until then): up to max_in_flight jobs wait in
+    # memory, and three empty dicts each were ~4 MB at 20,000.
+    accepted: dict[int, str] | None = None  # part number -> message id
     accepted_by: str | None = None
-    failures: dict[str, int] = field(default_factory=dict)
-    pdus: dict[str, list[P.SubmitSm]] = field(default_factory=dict)
+    failures: dict[str, int] | None = None  # carrier -> failed attempts
+    pdus: dict[str, list[P.SubmitSm]] | None = None  # carrier -> its parts
 
 
 class Dispatcher:
@@ -252,7 +254,7 @@ class Dispatcher:
                         self._set_aside(now)  # nothing can be sent: don't scan
                         break
                     continue
-                pdus = job.pdus.get(link.name)
+                pdus = job.pdus.get(link.name) if job.pdus else None
                 if pdus is None:
                     try:
                         pdus = link.compose(
@@ -264,11 +266,16 @@ class Dispatcher:
                     except Exception as e:
                         self._finish(job, S.FAILED, f"cannot compose: {e}", now)
                         continue
+                    if job.pdus is None:
+                        job.pdus = {}
                     job.pdus[link.name] = pdus
-                if job.accepted and job.accepted_by != link.name:
-                    job.accepted.clear()  # another carrier: send every part again
+                accepted = job.accepted
+                if accepted and job.accepted_by != link.name:
+                    accepted.clear()  # another carrier: send every part again
                 missing = [
-                    (n, pdu) for n, pdu in enumerate(pdus, 1) if n not in job.accepted
+                    (n, pdu)
+                    for n, pdu in enumerate(pdus, 1)
+                    if not accepted or n not in accepted
                 ]
                 if link.room < len(missing):
                     self._blocked.append(job)  # that carrier is full: others go on
@@ -296,15 +303,14 @@ class Dispatcher:
 
     def _pick(self, job: _Job) -> CarrierLink | None:
         best: CarrierLink | None = None
+        failures = job.failures or {}
         for name in self.router.candidates(job.alert.destination):
             link = self.links.get(name)
             if link is None or not link.bound:
                 continue
-            if job.failures.get(name, 0) < self.cfg.failover_after:
+            if failures.get(name, 0) < self.cfg.failover_after:
                 return link
-            if best is None or job.failures.get(name, 0) < job.failures.get(
-                best.name, 0
-            ):
+            if best is None or failures.get(name, 0) < failures.get(best.name, 0):
                 best = link
         return best
 
@@ -349,12 +355,15 @@ class Dispatcher:
         worst: SubmitOutcome | None = None
         for n, outcome in zip(numbers, outcomes, strict=True):
             if outcome.accepted and outcome.message_id is not None:
+                if job.accepted is None:
+                    job.accepted = {}
                 job.accepted[n] = link.resp_id(outcome.message_id)
                 job.accepted_by = link.name
             elif worst is None or is_permanent(outcome):
                 worst = outcome
+        assert job.pdus is not None  # composed before it was sent
         total = len(job.pdus[link.name])
-        if worst is None and len(job.accepted) == total:
+        if worst is None and job.accepted and len(job.accepted) == total:
             self._held.discard(job.alert.id)
             self._count("submitted")
             parts = tuple(SentPart(n, m) for n, m in sorted(job.accepted.items()))
@@ -365,6 +374,8 @@ class Dispatcher:
             d = self._finish(job, S.FAILED, describe(worst), now, link.name)
         else:
             reason = describe(worst) if worst is not None else "incomplete"
+            if job.failures is None:
+                job.failures = {}
             job.failures[link.name] = job.failures.get(link.name, 0) + 1
             due = now + backoff(
                 job.attempts, self.cfg.retry_initial, self.cfg.retry_max
@@ -429,7 +440,7 @@ class Dispatcher:
         now: float,
         carrier: str | None,
     ) -> defer.Deferred[None]:
-        parts = tuple(SentPart(n, m) for n, m in sorted(job.accepted.items()))
+        parts = tuple(SentPart(n, m) for n, m in sorted((job.accepted or {}).items()))
         return self._write(
             update_op,
             AlertUpdate(
