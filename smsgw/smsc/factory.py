@@ -166,8 +166,8 @@ class SmscFactory(ServerFactory[SmscProtocol]):
                 system_id=session.system_id,
                 seq=pdu.sequence_number,
                 message_id=message_id,
-                source=pdu.source_addr,
-                destination=pdu.destination_addr,
+                source=_masked(pdu.source_addr),
+                destination=_masked(pdu.destination_addr),
                 data_coding=pdu.data_coding,
                 esm_class=pdu.esm_class,
                 sm=short_message.hex(),
@@ -358,3 +358,11 @@ class SmscFactory(ServerFactory[SmscProtocol]):
         if limit is not None:
             items = items[-limit:] if limit > 0 else []
         return items
+
+
+def _masked(address: str) -> str:
+    """A number as the log shows it: 8613800138000 -> 86138****8000 (short
+    codes and alphanumeric sender ids, 8 characters or fewer, as they are)."""
+    if len(address) <= 8:
+        return address
+    return address[:5] + "****" + address[-4:]

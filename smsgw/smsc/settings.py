@@ -183,7 +183,8 @@ def add_smsc_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-received",
         action="store_true",
-        help="log every received submit (info) and every other PDU (debug)",
+        help="log every received submit (info: numbers masked, the message as "
+        "hex) and every other PDU (debug)",
     )
 
 
