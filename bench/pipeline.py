@@ -54,6 +54,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import socket
 import sqlite3
 import statistics
@@ -500,6 +501,12 @@ def main() -> int:
     parser.add_argument(
         "--json", metavar="FILE", help="also write the figures (and texts) as JSON"
     )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the work folder (database, config, gateway log); a run that "
+        "did not finish always keeps it",
+    )
     ns = parser.parse_args()
     rates: list[float] = [ns.rate] if ns.rate is not None else ns.rates
     lat_conns = ns.latency_connections or ns.connections
@@ -779,6 +786,10 @@ def main() -> int:
             "texts": texts,
         }
         Path(ns.json).write_text(json.dumps(figures))
+    if ns.keep:
+        print(f"work folder kept: {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
