@@ -103,10 +103,15 @@ class StoreAcceptor:
     ) -> None:
         for waiter in self._inflight.pop(key):
             waiter.callback(None)  # copies that waited: answered against this
+        outcome: AcceptResult | Failure
         if isinstance(result, Failure):
-            self._settle(result, answer, txn)
+            outcome = result
         else:
-            self._settle(self._committed(result), answer, txn)
+            try:
+                outcome = self._committed(result)
+            except Exception:
+                outcome = Failure()  # answered unavailable, as a failed commit
+        self._settle(outcome, answer, txn)
 
     def _deadline(self, txn: Txn) -> defer.Deferred[AcceptResult]:
         """The answer to ``txn``: its commit's outcome (`_settle`), or

@@ -596,6 +596,26 @@ def test_a_stalled_store_answers_unavailable_and_a_late_commit_is_kept() -> None
     assert len(c.clock.getDelayedCalls()) == 1  # only the idle timer
 
 
+def test_an_unreadable_commit_answer_is_unavailable_at_once() -> None:
+    """A store answer the acceptor cannot read (a bug, not a commit) is
+    answered unavailable straight away, not after the commit deadline, and
+    the connection goes on."""
+    c = Conn()
+    writer = store_acceptor(c, commit_timeout=5.0)
+    c.send(frame(txn_body("u1")))
+    writer.items[0][1].callback("not an Accepted")
+    [error] = c.responses()
+    assert (error["code"], error["txn_id"], error["_signed_ok"]) == (
+        "unavailable",
+        "u1",
+        True,
+    )
+    c.send(frame(txn_body("u2")))
+    writer.commit(1, "accepted", "R8")
+    [ack] = c.responses()
+    assert (ack["status"], ack["ref"]) == ("accepted", "R8")
+
+
 def test_an_internal_error_after_authentication_is_still_signed() -> None:
     """If building the ack fails, the answer is a signed unavailable."""
 
