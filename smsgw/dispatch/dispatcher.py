@@ -186,7 +186,6 @@ class Dispatcher:
             if not self._overflow:
                 self.clock.callLater(0, self._release_overflow)
             self._overflow.extend(overflow)
-            self._store_has_more = True
         self._pump()
 
     def _release_overflow(self) -> None:
@@ -200,11 +199,15 @@ class Dispatcher:
     def _schedule(self, job: _Job, due: float, now: float) -> None:
         job.due = due
         if due <= now:
-            (self._urgent if job.alert.priority > 0 else self._ready).append(job)
+            self._due_queue(job).append(job)
         else:
             self._seq += 1
             heapq.heappush(self._later, (due, -job.alert.priority, self._seq, job))
             self._arm(now)
+
+    def _due_queue(self, job: _Job) -> deque[_Job]:
+        """Where a due job waits: urgent alerts in a queue of their own."""
+        return self._urgent if job.alert.priority > 0 else self._ready
 
     def _arm(self, now: float) -> None:
         if not self._later or self._stopped:
@@ -230,7 +233,7 @@ class Dispatcher:
             now = self.clock.seconds()
             while self._later and self._later[0][0] <= now:
                 job = heapq.heappop(self._later)[3]
-                (self._urgent if job.alert.priority > 0 else self._ready).append(job)
+                self._due_queue(job).append(job)
             full = down = False  # some alert waits for room / for a bind
             while self._urgent or self._ready:
                 if self.unconfirmed >= self.max_unconfirmed:
@@ -487,8 +490,8 @@ class Dispatcher:
         self._poll = None
         # Alerts set aside go first again (of their priority), in their order.
         blocked, self._blocked = self._blocked, deque()
-        self._urgent.extendleft(reversed([j for j in blocked if j.alert.priority > 0]))
-        self._ready.extendleft(reversed([j for j in blocked if j.alert.priority <= 0]))
+        for job in reversed(blocked):
+            self._due_queue(job).appendleft(job)
         self._pump()
 
     def _claim(self) -> None:
